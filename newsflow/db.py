@@ -1,0 +1,111 @@
+"""Engines and sessions (built lazily, once per process), SQLite pragmas, migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from newsflow.config import mask_secrets, mask_url
+from newsflow.errors import ConfigurationError, ServiceUnavailable
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@cache
+def _engine(url: str, pid: int) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        _sqlite_setup(engine)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+
+
+def get_engine(url: str) -> Engine:
+    """The engine for `url` in this process; a forked child builds its own pool."""
+    try:
+        return _engine(url, os.getpid())
+    except (ImportError, SQLAlchemyError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot use database URL {mask_url(url)}: {mask_secrets(str(exc))}; "
+            "set NEWSFLOW_DATABASE_URL (or --db) to sqlite:///FILE or postgresql+psycopg://..."
+        ) from exc
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL for concurrent readers, a long busy timeout, foreign keys, and BEGIN IMMEDIATE.
+
+    pysqlite's deferred BEGIN lets two writers both start reading and then fail to upgrade
+    their lock with SQLITE_BUSY without waiting; taking the write lock up front makes them
+    queue on busy_timeout instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def insert(session: Session, table: Any) -> Any:
+    """The dialect's INSERT for `table`, which knows ON CONFLICT (both SQLite and PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def check_connection(url: str) -> None:
+    """Raise ServiceUnavailable, naming the URL (password masked), if the DB cannot be reached."""
+    try:
+        with get_engine(url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = mask_secrets(str(getattr(exc, "orig", exc) or exc)).strip().splitlines()[0]
+        raise ServiceUnavailable(
+            f"cannot reach the database at {mask_url(url)}: {reason}; "
+            "check that it is running, or set NEWSFLOW_DATABASE_URL (or --db)"
+        ) from exc
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to `revision` (creates the tables on a new database)."""
+    from alembic import command
+    from alembic.config import Config
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    check_connection(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["url"] = url
+    command.upgrade(config, revision)

@@ -1,0 +1,29 @@
+"""The error hierarchy: what is permanent (bad input, bad config) and what is worth a retry."""
+
+
+class NewsflowError(Exception):
+    """Base class of every error newsflow raises on purpose."""
+
+
+class ConfigurationError(NewsflowError):
+    """Raised when a setting is missing or wrong; the message says which and how to fix it."""
+
+
+class ServiceUnavailable(NewsflowError):
+    """Raised when the broker or database cannot be reached; the message names the URL."""
+
+
+class TransientError(NewsflowError):
+    """Raised when a task hit a failure that may pass (database busy or down): retry it."""
+
+
+class PermanentError(NewsflowError):
+    """Raised when an article cannot be processed as it is: no retry, reason stored."""
+
+
+class InvalidRecord(PermanentError):
+    """Raised when a submitted record is malformed; the message is the reason shown to users."""
+
+
+class UnsupportedLanguage(PermanentError):
+    """Raised when an article's language has no configured pipeline."""

@@ -1,0 +1,137 @@
+"""SQLModel tables: the system of record for batches, articles and every stage's output."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Batch(SQLModel, table=True):
+    """One submit: its name and the counts the producer saw."""
+
+    __tablename__ = "batches"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    submitted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class Article(SQLModel, table=True):
+    """An article as submitted (raw input) and, once cleaned, its clean fields."""
+
+    __tablename__ = "articles"
+    __table_args__ = (UniqueConstraint("content_hash", name="uq_articles_content_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_hash: str = Field(max_length=64)
+    batch_id: int = Field(foreign_key="batches.id", index=True)  # the batch that first sent it
+    external_id: str | None = None
+    source: str | None = None  # file:line it came from
+    kind: str = Field(max_length=8)  # "text" or "html"
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    given_title: str | None = None
+    url: str | None = None
+    published: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    # Written by the clean stage.
+    title: str | None = None
+    byline: str | None = None
+    dateline_place: str | None = None
+    dateline_date: str | None = None
+    agency: str | None = Field(default=None, index=True)
+    language: str | None = None
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    captions: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    removed: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    word_count: int | None = None
+
+
+class BatchArticle(SQLModel, table=True):
+    """Membership: an article re-submitted in a later batch joins it without a second copy."""
+
+    __tablename__ = "batch_articles"
+
+    batch_id: int = Field(foreign_key="batches.id", primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", primary_key=True, index=True)
+    external_id: str | None = None
+    source: str | None = None
+
+
+class Stage(SQLModel, table=True):
+    """One stage of one article: status, error, timing and the pipeline that ran it."""
+
+    __tablename__ = "stages"
+
+    article_id: int = Field(foreign_key="articles.id", primary_key=True)
+    stage: str = Field(primary_key=True, max_length=16)
+    status: str = Field(max_length=16)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    seconds: float | None = None
+    attempts: int = 0
+    version: str | None = None
+    model: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Entity(SQLModel, table=True):
+    """A canonical entity of one article (one per real-world thing)."""
+
+    __tablename__ = "entities"
+    __table_args__ = (Index("ix_entities_name_lower", "name_lower"),)
+
+    article_id: int = Field(foreign_key="articles.id", primary_key=True)
+    idx: int = Field(primary_key=True)
+    name: str
+    name_lower: str  # for case-insensitive search by name
+    label: str = Field(max_length=16)
+    count: int
+    salience: float
+    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class Mention(SQLModel, table=True):
+    """One mention of an entity, with offsets into the article's clean text."""
+
+    __tablename__ = "mentions"
+
+    article_id: int = Field(foreign_key="articles.id", primary_key=True)
+    entity_idx: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
+    start: int
+    end: int
+    text: str
+
+
+class Keyphrase(SQLModel, table=True):
+    """A ranked keyphrase of one article."""
+
+    __tablename__ = "keyphrases"
+
+    article_id: int = Field(foreign_key="articles.id", primary_key=True)
+    rank: int = Field(primary_key=True)
+    text: str
+    score: float
+
+
+class SummarySentence(SQLModel, table=True):
+    """A sentence of an article's extractive summary, with its offsets into the clean text."""
+
+    __tablename__ = "summary_sentences"
+
+    article_id: int = Field(foreign_key="articles.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    sentence_index: int
+    start: int
+    end: int
+    text: str = Field(sa_column=Column(Text, nullable=False))

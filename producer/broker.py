@@ -1,0 +1,110 @@
+"""Talking to the broker from the producer side: send by task name, read queue depths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Celery
+
+from newsflow.config import Settings, mask_url
+from newsflow.contract import QUEUES, TASK_FOR_STAGE, celery_config
+from newsflow.errors import ServiceUnavailable
+
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")  # kombu's priority lists
+
+
+@cache
+def _app(broker_url: str, settings_json: str) -> Celery:
+    app = Celery("newsflow-producer", set_as_current=False)
+    app.conf.update(json.loads(settings_json), broker_url=broker_url)
+    return app
+
+
+def sender(settings: Settings) -> Celery:
+    """A Celery app that only sends: it never imports the worker code or spaCy."""
+    config = celery_config(settings)
+    return _app(settings.broker(), json.dumps(config, sort_keys=True))
+
+
+def redis_client(broker_url: str) -> redis.Redis:
+    url = broker_url
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url.removeprefix("redis+socket://")
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def unreachable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
+    url = settings.broker()
+    fix = (
+        "start one with `newsflow broker` (or use `newsflow run`), or set NEWSFLOW_BROKER_URL"
+        if settings.embedded
+        else "check that Redis is running, or set NEWSFLOW_BROKER_URL (unset it to use "
+        "the embedded broker)"
+    )
+    return ServiceUnavailable(f"cannot reach Redis at {mask_url(url)}: {exc}; {fix}")
+
+
+def check_broker(settings: Settings) -> None:
+    """Raise ServiceUnavailable, naming the URL (password masked), if Redis does not answer."""
+    try:
+        redis_client(settings.broker()).ping()
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(settings, exc) from exc
+
+
+def enqueue(settings: Settings, stage: str, chunks: Sequence[Sequence[int]]) -> int:
+    """Send one message per chunk of article ids to `stage`'s queue; returns messages sent."""
+    app = sender(settings)
+    task = TASK_FOR_STAGE[stage]
+    try:
+        with app.producer_or_acquire() as producer:
+            for chunk in chunks:
+                app.send_task(task, args=[list(chunk)], producer=producer)
+    except Exception as exc:  # kombu raises several types for one cause: no broker
+        raise unreachable(settings, exc) from exc
+    return len(chunks)
+
+
+def queue_depths(settings: Settings) -> dict[str, dict[str, int]]:
+    """Messages waiting (ready) and delivered but not yet acknowledged (unacked) per queue."""
+    client = redis_client(settings.broker())
+    try:
+        depths = {
+            queue: {"ready": sum(int(client.llen(queue + s)) for s in PRIORITY_SUFFIXES), "unacked": 0}
+            for queue in QUEUES
+        }
+        for raw in client.hvals("unacked"):
+            routing_key = _routing_key(raw)
+            if routing_key in depths:
+                depths[routing_key]["unacked"] += 1
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(settings, exc) from exc
+    return depths
+
+
+def _routing_key(raw: bytes) -> str | None:
+    try:
+        value: Any = json.loads(raw)
+        return str(value[2])
+    except (ValueError, IndexError, TypeError):
+        return None
+
+
+def workers(settings: Settings, timeout: float = 1.0) -> list[dict[str, Any]]:
+    """Workers that answered a broadcast: name, concurrency, active tasks."""
+    inspect = sender(settings).control.inspect(timeout=timeout)
+    stats = inspect.stats() or {}
+    active = inspect.active() or {}
+    return [
+        {
+            "name": name,
+            "concurrency": info.get("pool", {}).get("max-concurrency"),
+            "active": len(active.get(name, [])),
+            "processed": sum(info.get("total", {}).values()),
+        }
+        for name, info in sorted(stats.items())
+    ]

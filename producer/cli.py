@@ -1,0 +1,433 @@
+"""The `newsflow` command: a thin layer over the producer functions.
+
+Exit codes: 0 all good, 1 some records were rejected or failed, 2 usage or configuration
+error (including an unreachable broker or database), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from newsflow import db
+from newsflow.config import Settings, get_settings, mask_secrets, use
+from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
+from newsflow.db import session_scope
+from newsflow.errors import NewsflowError
+from producer import monitor, results
+from producer.client import Client
+from producer.embedded import EmbeddedRedis, is_running
+from producer.local import LocalWorkers
+from producer.sources import read_path
+from producer.submit import SubmitResult
+
+app = typer.Typer(
+    help="newsflow: clean, annotate and summarise news articles through Redis and Celery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+results_app = typer.Typer(help="Read stored results.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+BatchOption = Annotated[int | None, typer.Option("--batch", help="Only this batch.")]
+
+
+@app.callback()
+def main_options(
+    db_url: Annotated[str | None, typer.Option("--db", help="Database URL (overrides NEWSFLOW_DATABASE_URL).")] = None,
+    broker_url: Annotated[str | None, typer.Option("--broker", help="Redis URL (overrides NEWSFLOW_BROKER_URL).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in (("database_url", db_url), ("broker_url", broker_url)) if v}
+    if overrides:
+        use(get_settings().model_copy(update=overrides))
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _progress_bar(total: int) -> tuple[Progress, Callable[[dict[str, Any]], None]]:
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f}/s"), TimeRemainingColumn(), TextColumn("{task.fields[failed]}"),
+        console=err, disable=not err.is_terminal,
+    )  # fmt: skip
+    task = bar.add_task("processing", total=total, rate=0.0, failed="")
+    started = time.monotonic()
+
+    def update(progress: dict[str, Any]) -> None:
+        finished = progress["done"] + progress["failed"]
+        rate = finished / max(time.monotonic() - started, 1e-6)
+        failed = f"[red]{progress['failed']} failed" if progress["failed"] else ""
+        bar.update(task, completed=finished, total=progress["total"], rate=rate, failed=failed)
+
+    return bar, update
+
+
+def _report_submit(result: SubmitResult, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+        return
+    for rejected in result.rejected:
+        err.print(f"[red]rejected[/] {rejected}", highlight=False)
+    err.print(f"batch {result.batch_id}: {result.submitted} submitted "
+              f"({result.duplicates} already stored), {len(result.rejected)} rejected, "
+              f"{result.queued} queued", highlight=False)
+
+
+def _wait(client: Client, result: SubmitResult, alive: Callable[[], bool] | None = None) -> dict[str, Any]:
+    bar, update = _progress_bar(result.submitted)
+    with bar:
+        return client.wait(result.batch_id, on_progress=update, alive=alive)
+
+
+def _inputs(paths: list[str], settings: Settings) -> Iterator[Any]:
+    for path in paths:
+        yield from read_path(path, limit=settings.max_article_bytes)
+
+
+@app.command()
+def submit(
+    paths: Annotated[list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")],
+    name: Annotated[str | None, typer.Option(help="A name for the batch.")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Articles per queue message.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the batch to finish, with progress.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Store a batch of articles and queue them for the workers."""
+    settings = _settings()
+    if chunk_size:
+        settings = settings.model_copy(update={"chunk_size": chunk_size})
+    client = Client(settings)
+    result = client.submit(_inputs(paths, settings), name=name)
+    _report_submit(result, as_json)
+    failed = 0
+    if wait:
+        failed = _wait(client, result)["failed"]
+    raise typer.Exit(1 if result.rejected or failed else 0)
+
+
+@app.command()
+def run(
+    paths: Annotated[list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")],
+    workers: Annotated[int, typer.Option(help="Worker processes (default: one per core).")] = 0,
+    name: Annotated[str | None, typer.Option(help="A name for the batch.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """All in one: broker (embedded unless configured), workers, submit, progress, results."""
+    settings = _settings()
+    client = Client(settings)
+    client.upgrade()
+    started = time.monotonic()
+    with ExitStack() as stack:
+        fresh_broker = settings.embedded and not is_running(settings.embedded_socket)
+        if fresh_broker:
+            stack.enter_context(EmbeddedRedis(settings.embedded_socket))
+        local = stack.enter_context(
+            LocalWorkers(settings, concurrency=workers or os.cpu_count() or 1)
+        )
+        # A broker we just started holds no messages: resume anything left unfinished.
+        result = client.submit(_inputs(paths, settings), name=name, resume_unfinished=fresh_broker)
+        if not as_json:
+            _report_submit(result, False)
+        progress = _wait(client, result, alive=local.alive)
+    seconds = time.monotonic() - started
+    records = list(client.results(batch_id=result.batch_id))
+    if as_json:
+        out.print_json(json.dumps({**result.as_dict(), "progress": progress,
+                                   "seconds": round(seconds, 2)}))
+    else:
+        out.print(_results_table(records))
+        err.print(f"{progress['done']} done, {progress['failed']} failed in {seconds:.1f} s; "
+                  f"see `newsflow results show ID` or `newsflow results export`", highlight=False)
+    raise typer.Exit(1 if result.rejected or progress["failed"] else 0)
+
+
+def _results_table(records: list[dict[str, Any]]) -> Table:
+    table = Table(title="newsflow results")
+    for column in ("id", "title", "agency", "top entities", "summary", "status"):
+        table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
+    for r in records:
+        names = ", ".join(e["name"] for e in r["entities"][:3])
+        status = r["status"] if r["status"] != "failed" else "[red]failed"
+        table.add_row(str(r["id"]), (r["title"] or "")[:60], r["agency"] or "", names,
+                      f"{len(r['summary']['sentences'])} sent.", status)
+    return table
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to serve.")] = ",".join(QUEUES),
+    concurrency: Annotated[int, typer.Option(help="Worker processes (default: one per core).")] = 0,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a worker (needs the worker extra: pip install 'newsflow[worker]')."""
+    from producer.broker import check_broker
+
+    settings = _settings()
+    unknown = set(queues.split(",")) - set(QUEUES)
+    if unknown:
+        raise typer.BadParameter(f"unknown queue(s) {sorted(unknown)}; choose from {list(QUEUES)}")
+    check_broker(settings)
+    db.check_connection(settings.database_url)
+    try:
+        from worker.app import app as celery_app
+    except ImportError as exc:
+        raise NewsflowError(f"the worker needs its extra: pip install 'newsflow[worker]' ({exc})") from exc
+    celery_app.conf.broker_url = settings.broker()
+    celery_app.worker_main(["worker", "--queues", queues, "--loglevel", loglevel,
+                            "--concurrency", str(concurrency or os.cpu_count() or 1)])
+
+
+@app.command()
+def broker(
+    persist: Annotated[bool, typer.Option(help="Keep queues on disk (AOF) across restarts.")] = True,
+) -> None:
+    """Keep the embedded Redis up (for `worker` and `submit` in other terminals) until Ctrl-C."""
+    settings = _settings()
+    if not settings.embedded:
+        raise NewsflowError("NEWSFLOW_BROKER_URL is set, so the embedded broker is not used; unset it")
+    with EmbeddedRedis(settings.embedded_socket, persist=persist) as server:
+        err.print(f"embedded Redis on {server.url}; Ctrl-C stops it", highlight=False)
+        while server.process and server.process.poll() is None:
+            time.sleep(0.5)
+
+
+def _status_view(report: dict[str, Any]) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    queues = Table(title="queues")
+    for column in ("queue", "ready", "unacked"):
+        queues.add_column(column)
+    for name, depth in report["queues"].items():
+        queues.add_row(name, str(depth["ready"]), str(depth["unacked"]))
+    if report["broker"]["error"]:
+        grid.add_row(f"[red]{report['broker']['error']}")
+    else:
+        grid.add_row(queues)
+        workers = ", ".join(f"{w['name']} ({w['concurrency']} proc, {w['active']} active)"
+                            for w in report["workers"]) or "none answered"
+        grid.add_row(f"workers: {workers}")
+    batches = Table(title="batches")
+    for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress"):
+        batches.add_column(column)
+    for b in report["batches"]:
+        share = (b["done"] + b["failed"]) / b["total"] if b["total"] else 1.0
+        bar = "█" * int(share * 20) + "·" * (20 - int(share * 20))
+        batches.add_row(str(b["id"]), b["name"] or "", str(b["total"]),
+                        *(str(b[s]) for s in ARTICLE_STATUSES), f"{bar} {share:.0%}")
+    grid.add_row(batches)
+    if report["failures"]:
+        failures = Table(title="latest failures")
+        for column in ("article", "stage", "reason"):
+            failures.add_column(column)
+        for f in report["failures"]:
+            failures.add_row(str(f["article_id"]), f["stage"], f["error"] or "")
+        grid.add_row(failures)
+    return grid
+
+
+@app.command()
+def status(
+    batch: BatchOption = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queues, workers, batch progress and latest failures."""
+    settings = _settings()
+    if as_json:
+        out.print_json(json.dumps(monitor.status(settings, batch_id=batch)))
+        return
+    if not watch:
+        out.print(_status_view(monitor.status(settings, batch_id=batch)))
+        return
+    with Live(_status_view(monitor.status(settings, batch_id=batch)), console=out) as live:
+        while True:
+            time.sleep(2)
+            live.update(_status_view(monitor.status(settings, batch_id=batch)))
+
+
+@app.command()
+def requeue(
+    batch: BatchOption = None,
+    stage: Annotated[str | None, typer.Option(help=f"Only this stage ({', '.join(STAGES)}).")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Also retry failed stages.")] = False,
+) -> None:
+    """Queue again, from the DB, what is not done (after a broker loss, say)."""
+    if stage is not None and stage not in STAGES:
+        raise typer.BadParameter(f"unknown stage {stage!r}; choose from {list(STAGES)}")
+    sent = Client(_settings()).requeue(batch_id=batch, stage=stage, failed=failed)
+    err.print("requeued: " + ", ".join(f"{n} {s}" for s, n in sent.items()), highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the tables to the latest schema."""
+    settings = _settings()
+    db.upgrade(settings.database_url)
+    err.print("database schema is up to date", highlight=False)
+
+
+@results_app.command("show")
+def results_show(article_id: int, as_json: JsonFlag = False) -> None:
+    """One article: fields, summary, entities, keyphrases, stages."""
+    record = Client(_settings()).record(article_id)
+    if record is None:
+        err.print(f"no article {article_id}")
+        raise typer.Exit(1)
+    if as_json:
+        out.print_json(json.dumps(record, ensure_ascii=False))
+        return
+    dateline = record["dateline"] or {}
+    out.print(f"[bold]{record['title'] or '(untitled)'}[/]  #{record['id']} {record['status']}")
+    for key in ("agency", "byline", "language", "published", "url"):
+        if record[key]:
+            out.print(f"{key}: {record[key]}", highlight=False)
+    if dateline:
+        out.print(f"dateline: {', '.join(v for v in dateline.values() if v)}", highlight=False)
+    out.print(f"\n[bold]summary[/]\n{record['summary']['text']}\n", highlight=False)
+    entities = Table(title="entities")
+    for column in ("name", "label", "count", "salience", "aliases"):
+        entities.add_column(column)
+    for e in record["entities"][:15]:
+        entities.add_row(e["name"], e["label"], str(e["count"]), f"{e['salience']:.3f}", ", ".join(e["aliases"]))
+    out.print(entities)
+    out.print("keyphrases: " + "; ".join(k["text"] for k in record["keyphrases"]), highlight=False)
+    for caption in record["captions"]:
+        out.print(f"caption: {caption}", highlight=False)
+    for name, stage in record["stages"].items():
+        error = f"  [red]{stage['error']}" if stage["error"] else ""
+        out.print(f"stage {name}: {stage['status']} {stage['seconds'] or 0:.3f} s{error}", highlight=False)
+
+
+@results_app.command("list")
+def results_list(
+    batch: BatchOption = None,
+    status: Annotated[str | None, typer.Option(help="queued, processing, done or failed.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only articles naming this entity.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows per page.")] = 50,
+    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Articles with their status, a page at a time."""
+    if status is not None and status not in ARTICLE_STATUSES:
+        raise typer.BadParameter(f"unknown status {status!r}; choose from {list(ARTICLE_STATUSES)}")
+    with session_scope(_settings().database_url) as session:
+        ids = results.article_ids(session, batch_id=batch, status=status, entity=entity,
+                                  limit=limit, offset=(page - 1) * limit)
+        rows = [
+            {"id": r["id"], "batch_id": r["batch_id"], "status": r["status"], "title": r["title"],
+             "agency": r["agency"], "entities": [e["name"] for e in r["entities"][:3]],
+             "errors": {s: v["error"] for s, v in r["stages"].items() if v["error"]}}
+            for r in results.records(session, ids, batch_id=batch)
+        ]
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table()
+    for column in ("id", "batch", "status", "title", "agency", "entities"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["batch_id"]), r["status"], (r["title"] or "")[:60],
+                      r["agency"] or "", ", ".join(r["entities"]))
+    out.print(table)
+
+
+@results_app.command("export")
+def results_export(
+    batch: BatchOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", help="File to write (default stdout).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only articles with this status.")] = None,
+) -> None:
+    """Every record, streamed (constant memory) as JSONL or one CSV row per article."""
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter("--format must be jsonl or csv")
+    with ExitStack() as stack:
+        target = stack.enter_context(output.open("w", encoding="utf-8", newline="")) if output else sys.stdout
+        session = stack.enter_context(session_scope(_settings().database_url))
+        count = results.export(session, target, fmt=fmt, batch_id=batch, status=status)
+    err.print(f"exported {count} records", highlight=False)
+
+
+@results_app.command("search")
+def results_search(
+    entity: Annotated[str, typer.Option(help="Entity name or alias, any case.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Articles that mention an entity."""
+    with session_scope(_settings().database_url) as session:
+        ids = results.article_ids(session, entity=entity, limit=500)
+        rows = [{"id": r["id"], "title": r["title"], "agency": r["agency"]}
+                for r in results.records(session, ids)]
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        out.print(f"{r['id']}\t{r['title'] or ''}\t{r['agency'] or ''}", highlight=False)
+
+
+@results_app.command("entities")
+def results_entities(
+    batch: BatchOption = None,
+    label: Annotated[str | None, typer.Option(help="Only this label, e.g. PERSON.")] = None,
+    top: Annotated[int, typer.Option(help="How many.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who and what a batch is about: entities across its articles."""
+    rows = Client(_settings()).entities(batch_id=batch, label=label, top=top)
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table()
+    for column in ("name", "label", "articles", "mentions", "salience"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], r["label"], str(r["articles"]), str(r["mentions"]), f"{r['salience']:.3f}")
+    out.print(table)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    try:
+        yield
+    except NewsflowError as exc:
+        err.print(f"[red]error:[/] {mask_secrets(str(exc))}", highlight=False)
+        raise SystemExit(2) from None
+    except (RuntimeError, TimeoutError) as exc:
+        err.print(f"[red]error:[/] {mask_secrets(str(exc))}", highlight=False)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; stopped what this command started", highlight=False)
+        raise SystemExit(130) from None
+
+
+def main() -> None:
+    with _friendly_errors():
+        app()
+
+
+if __name__ == "__main__":
+    main()

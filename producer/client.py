@@ -1,0 +1,94 @@
+"""The Python API: the same functions the CLI uses, for producer scripts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from newsflow import db
+from newsflow.config import Settings, get_settings
+from newsflow.db import session_scope
+from producer import monitor, results, submit
+from producer.sources import read_inputs
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class Client:
+    """Submit batches, wait for them, read their results.
+
+    >>> client = Client()                      # NEWSFLOW_* settings
+    >>> batch = client.submit([{"text": "..."}], name="monday-wires")
+    >>> client.wait(batch.id)
+    >>> for record in client.results(batch_id=batch.id): ...
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        base = settings or get_settings()
+        self.settings = base.model_copy(update=overrides) if overrides else base
+        self._schema_ready = False
+
+    def upgrade(self) -> None:
+        """Create or migrate the tables (done for you before the first submit)."""
+        db.upgrade(self.settings.database_url)
+        self._schema_ready = True
+
+    def submit(self, items: Iterable[Any], *, name: str | None = None,
+               resume_unfinished: bool = False) -> submit.SubmitResult:
+        """Submit dicts ({"text"|"html", "id", "title", ...}), paths, or a mix, as one batch."""
+        if not self._schema_ready:
+            self.upgrade()
+        records = read_inputs(items, limit=self.settings.max_article_bytes)
+        return submit.submit(self.settings, records, name=name, resume_unfinished=resume_unfinished)
+
+    def progress(self, batch_id: int) -> dict[str, Any]:
+        with session_scope(self.settings.database_url) as session:
+            found = monitor.batch_progress(session, batch_id)
+        if not found:
+            raise KeyError(f"no batch {batch_id}")
+        return found[0]
+
+    def wait(self, batch_id: int, *, timeout: float | None = None, poll: float = 0.5,
+             on_progress: Progress | None = None,
+             alive: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Block until every article of the batch is done or failed; returns the counts.
+
+        `alive` is checked on every poll: when it returns False (the workers died) the wait
+        stops with RuntimeError rather than hang.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            progress = self.progress(batch_id)
+            if on_progress:
+                on_progress(progress)
+            if progress["done"] + progress["failed"] >= progress["total"]:
+                return progress
+            if alive is not None and not alive():
+                raise RuntimeError("the workers stopped before the batch finished")
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch_id} not finished after {timeout} s: {progress}")
+            time.sleep(poll)
+
+    def results(self, *, batch_id: int | None = None, status: str | None = None,
+                entity: str | None = None) -> Iterator[dict[str, Any]]:
+        """Output records, streamed a page at a time."""
+        with session_scope(self.settings.database_url) as session:
+            yield from results.iter_records(session, batch_id=batch_id, status=status, entity=entity)
+
+    def record(self, article_id: int) -> dict[str, Any] | None:
+        with session_scope(self.settings.database_url) as session:
+            found = results.records(session, [article_id])
+        return found[0] if found else None
+
+    def entities(self, *, batch_id: int | None = None, label: str | None = None,
+                 top: int = 20) -> list[dict[str, Any]]:
+        with session_scope(self.settings.database_url) as session:
+            return results.top_entities(session, batch_id=batch_id, label=label, top=top)
+
+    def status(self, *, batch_id: int | None = None) -> dict[str, Any]:
+        return monitor.status(self.settings, batch_id=batch_id)
+
+    def requeue(self, *, batch_id: int | None = None, stage: str | None = None,
+                failed: bool = False) -> dict[str, int]:
+        return submit.requeue(self.settings, batch_id, stage=stage, failed=failed)

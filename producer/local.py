@@ -1,0 +1,66 @@
+"""Local worker processes for `newsflow run`: started as a child, always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from types import TracebackType
+
+from newsflow.config import Settings
+from newsflow.contract import QUEUES
+
+
+class LocalWorkers:
+    """`celery worker` over all queues in a child process group; stopped on exit, Ctrl-C too."""
+
+    def __init__(self, settings: Settings, *, concurrency: int, loglevel: str = "WARNING") -> None:
+        self.settings = settings
+        self.concurrency = concurrency
+        self.loglevel = loglevel
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalWorkers:
+        env = {
+            **os.environ,
+            "NEWSFLOW_BROKER_URL": self.settings.broker(),
+            "NEWSFLOW_DATABASE_URL": self.settings.database_url,
+        }
+        command = [
+            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
+            "--queues", ",".join(QUEUES), "--concurrency", str(self.concurrency),
+            "--loglevel", self.loglevel, "--hostname", f"newsflow-run-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        # A session of its own: Ctrl-C reaches us, and we stop the workers in order.
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace: float = 20.0) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current chunk
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # pool children left behind, if any
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+    def __enter__(self) -> LocalWorkers:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

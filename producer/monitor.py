@@ -1,0 +1,113 @@
+"""What is going on: batch progress and failures from the DB, queues and workers from Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlmodel import Session
+
+from newsflow.config import Settings, mask_url
+from newsflow.contract import DONE, FAILED, QUEUED, RUNNING, STAGES
+from newsflow.db import session_scope
+from newsflow.errors import ServiceUnavailable
+from newsflow.models import Article, Batch, BatchArticle, Stage
+from producer import broker
+
+
+def article_status() -> Any:
+    """A subquery of (article_id, status), the status derived from the article's stages."""
+    failed = func.sum(case((Stage.status == FAILED, 1), else_=0))
+    done = func.sum(case((Stage.status == DONE, 1), else_=0))
+    status = case(
+        (failed > 0, FAILED),
+        (done >= len(STAGES), DONE),
+        (func.count(Stage.stage) == 0, QUEUED),
+        else_=RUNNING,
+    )
+    return (
+        select(Article.id.label("article_id"), status.label("status"))  # type: ignore[union-attr]
+        .outerjoin(Stage, Stage.article_id == Article.id)
+        .group_by(Article.id)  # type: ignore[arg-type]
+        .subquery()
+    )
+
+
+def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[str, Any]]:
+    """Per batch: total articles and how many are queued, processing, done, failed."""
+    per_article = (
+        select(
+            BatchArticle.batch_id,
+            BatchArticle.article_id,
+            func.sum(case((Stage.status == FAILED, 1), else_=0)).label("failed"),
+            func.sum(case((Stage.status == DONE, 1), else_=0)).label("done"),
+            func.count(Stage.stage).label("stages"),
+        )
+        .outerjoin(Stage, Stage.article_id == BatchArticle.article_id)
+        .group_by(BatchArticle.batch_id, BatchArticle.article_id)  # type: ignore[arg-type]
+    )
+    if batch_id is not None:
+        per_article = per_article.where(BatchArticle.batch_id == batch_id)
+    sub = per_article.subquery()
+    counts = select(
+        sub.c.batch_id,
+        func.count().label("total"),
+        func.sum(case((sub.c.failed > 0, 1), else_=0)).label(FAILED),
+        func.sum(case(((sub.c.failed == 0) & (sub.c.done >= len(STAGES)), 1), else_=0)).label(DONE),
+        func.sum(case((sub.c.stages == 0, 1), else_=0)).label(QUEUED),
+    ).group_by(sub.c.batch_id)
+    by_batch = {row.batch_id: row for row in session.execute(counts)}
+    batches = select(Batch).order_by(Batch.id)  # type: ignore[arg-type]
+    if batch_id is not None:
+        batches = batches.where(Batch.id == batch_id)
+    result = []
+    for batch in session.execute(batches).scalars():
+        row = by_batch.get(batch.id)
+        total = row.total if row else 0
+        failed, done, queued = (int(row.failed), int(row.done), int(row.queued)) if row else (0, 0, 0)
+        result.append(
+            {
+                "id": batch.id,
+                "name": batch.name,
+                "created_at": batch.created_at.isoformat(timespec="seconds"),
+                "total": total,
+                QUEUED: queued,
+                RUNNING: total - queued - done - failed,
+                DONE: done,
+                FAILED: failed,
+                "duplicates": batch.duplicates,
+                "rejected": batch.rejected,
+            }
+        )
+    return result
+
+
+def recent_failures(session: Session, *, batch_id: int | None = None, limit: int = 10) -> list[dict[str, Any]]:
+    query = select(Stage.article_id, Stage.stage, Stage.error, Stage.updated_at).where(Stage.status == FAILED)
+    if batch_id is not None:
+        members = select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
+        query = query.where(Stage.article_id.in_(members))  # type: ignore[attr-defined]
+    query = query.order_by(Stage.updated_at.desc()).limit(limit)  # type: ignore[attr-defined]
+    return [
+        {"article_id": r.article_id, "stage": r.stage, "error": r.error,
+         "at": r.updated_at.isoformat(timespec="seconds")}
+        for r in session.execute(query)
+    ]
+
+
+def status(settings: Settings, *, batch_id: int | None = None, with_workers: bool = True) -> dict[str, Any]:
+    """The `status --json` document. Batch figures come from the DB, so they survive any
+    broker restart; an unreachable broker is reported, not fatal."""
+    with session_scope(settings.database_url) as session:
+        report: dict[str, Any] = {
+            "batches": batch_progress(session, batch_id),
+            "failures": recent_failures(session, batch_id=batch_id),
+        }
+    report["broker"] = {"url": mask_url(settings.broker()), "error": None}
+    try:
+        report["queues"] = broker.queue_depths(settings)
+        report["workers"] = broker.workers(settings) if with_workers else []
+    except ServiceUnavailable as exc:
+        report["queues"], report["workers"] = {}, []
+        report["broker"]["error"] = str(exc)
+    return report

@@ -1,0 +1,229 @@
+"""Reading results: output records (DESIGN.md's contract), listings, search, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
+
+from newsflow.contract import STAGES
+from newsflow.models import (
+    Article,
+    BatchArticle,
+    Entity,
+    Keyphrase,
+    Mention,
+    Stage,
+    SummarySentence,
+)
+from producer.monitor import article_status
+
+PAGE = 200
+
+
+def _grouped(session: Session, table: Any, ids: Sequence[int], *order: Any) -> dict[int, list[Any]]:
+    groups: dict[int, list[Any]] = defaultdict(list)
+    query = select(table).where(table.article_id.in_(ids)).order_by(table.article_id, *order)
+    for row in session.execute(query).scalars():
+        groups[row.article_id].append(row)
+    return groups
+
+
+def records(session: Session, ids: Sequence[int], *, batch_id: int | None = None) -> list[dict[str, Any]]:
+    """Full output records of these articles, in the order of `ids`."""
+    if not ids:
+        return []
+    articles = {a.id: a for a in session.execute(select(Article).where(Article.id.in_(ids))).scalars()}  # type: ignore[union-attr]
+    statuses = _statuses(session, ids)
+    stages = _grouped(session, Stage, ids, Stage.stage)
+    entities = _grouped(session, Entity, ids, Entity.idx)
+    mentions = _grouped(session, Mention, ids, Mention.entity_idx, Mention.idx)
+    phrases = _grouped(session, Keyphrase, ids, Keyphrase.rank)
+    sentences = _grouped(session, SummarySentence, ids, SummarySentence.position)
+    members: dict[int, BatchArticle] = {}
+    if batch_id is not None:
+        query = select(BatchArticle).where(BatchArticle.batch_id == batch_id, BatchArticle.article_id.in_(ids))  # type: ignore[attr-defined]
+        members = {m.article_id: m for m in session.execute(query).scalars()}
+    out = []
+    for article_id in ids:
+        article = articles.get(article_id)
+        if article is None:
+            continue
+        by_entity: dict[int, list[Mention]] = defaultdict(list)
+        for m in mentions.get(article_id, []):
+            by_entity[m.entity_idx].append(m)
+        out.append(_record(article, statuses.get(article_id, "queued"), members.get(article_id),
+                           stages.get(article_id, []), entities.get(article_id, []), by_entity,
+                           phrases.get(article_id, []), sentences.get(article_id, [])))
+    return out
+
+
+def _statuses(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    sub = article_status()
+    return dict(session.execute(select(sub.c.article_id, sub.c.status).where(sub.c.article_id.in_(ids))).all())  # type: ignore[arg-type]
+
+
+def _record(article: Article, status: str, member: BatchArticle | None, stages: list[Stage],
+            entities: list[Entity], mentions: dict[int, list[Mention]], phrases: list[Keyphrase],
+            sentences: list[SummarySentence]) -> dict[str, Any]:
+    extract = next((s for s in stages if s.stage == "extract"), None)
+    dateline = (
+        {"place": article.dateline_place, "date": article.dateline_date}
+        if article.dateline_place or article.dateline_date
+        else None
+    )
+    return {
+        "id": article.id,
+        "external_id": member.external_id if member else article.external_id,
+        "batch_id": member.batch_id if member else article.batch_id,
+        "status": status,
+        "title": article.title or article.given_title,
+        "byline": article.byline,
+        "dateline": dateline,
+        "agency": article.agency,
+        "language": article.language,
+        "published": article.published,
+        "url": article.url,
+        "text": article.text,
+        "captions": article.captions or [],
+        "word_count": article.word_count,
+        "removed": article.removed or [],
+        "entities": [
+            {
+                "name": e.name,
+                "label": e.label,
+                "count": e.count,
+                "salience": e.salience,
+                "aliases": e.aliases or [],
+                "mentions": [{"start": m.start, "end": m.end, "text": m.text} for m in mentions[e.idx]],
+            }
+            for e in entities
+        ],
+        "keyphrases": [{"text": k.text, "score": k.score} for k in phrases],
+        "summary": {
+            "text": " ".join(s.text for s in sentences),
+            "sentences": [
+                {"index": s.sentence_index, "start": s.start, "end": s.end, "text": s.text}
+                for s in sentences
+            ],
+        },
+        "stages": {
+            s.stage: {"status": s.status, "error": s.error, "seconds": s.seconds}
+            for s in sorted(stages, key=lambda s: STAGES.index(s.stage) if s.stage in STAGES else 9)
+        },
+        "pipeline": {"version": extract.version if extract else None,
+                     "model": extract.model if extract else None},
+    }
+
+
+def article_ids(session: Session, *, batch_id: int | None = None, status: str | None = None,
+                entity: str | None = None, after: int = 0, limit: int | None = None,
+                offset: int = 0) -> list[int]:
+    """Ids matching the filters, ascending, from `after` (keyset paging) or `offset`."""
+    query = select(Article.id).where(Article.id > after).order_by(Article.id)  # type: ignore[union-attr, operator, arg-type]
+    if batch_id is not None:
+        members = select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
+        query = query.where(Article.id.in_(members))  # type: ignore[union-attr]
+    if status is not None:
+        sub = article_status()
+        query = query.where(Article.id.in_(select(sub.c.article_id).where(sub.c.status == status)))  # type: ignore[union-attr]
+    if entity is not None:
+        query = query.where(Article.id.in_(entity_articles(entity)))  # type: ignore[union-attr]
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def entity_articles(name: str) -> Any:
+    """Ids of articles with an entity called `name` (canonical name, a word-aligned part of
+    it, or any mention's text), case-insensitive."""
+    needle = name.strip().casefold()
+    escaped = _like_escape(needle)
+    by_name = select(Entity.article_id).where(
+        or_(
+            Entity.name_lower == needle,
+            Entity.name_lower.like(f"{escaped} %", escape="\\"),  # type: ignore[attr-defined]
+            Entity.name_lower.like(f"% {escaped}", escape="\\"),  # type: ignore[attr-defined]
+        )
+    )
+    by_mention = select(Mention.article_id).where(func.lower(Mention.text) == needle)
+    return by_name.union(by_mention)
+
+
+def iter_records(session: Session, *, batch_id: int | None = None, status: str | None = None,
+                 entity: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every matching record, a page at a time: constant memory whatever the table size."""
+    after = 0
+    while ids := article_ids(session, batch_id=batch_id, status=status, entity=entity,
+                             after=after, limit=PAGE):
+        yield from records(session, ids, batch_id=batch_id)
+        session.expunge_all()
+        after = ids[-1]
+
+
+def top_entities(session: Session, *, batch_id: int | None = None, label: str | None = None,
+                 top: int = 20) -> list[dict[str, Any]]:
+    """Entities across articles: in how many articles, how many mentions, mean salience."""
+    query = select(
+        Entity.name, Entity.label,
+        func.count(func.distinct(Entity.article_id)).label("articles"),
+        func.sum(Entity.count).label("mentions"),
+        func.avg(Entity.salience).label("salience"),
+    ).group_by(Entity.name, Entity.label)
+    if batch_id is not None:
+        members = select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
+        query = query.where(Entity.article_id.in_(members))  # type: ignore[attr-defined]
+    if label is not None:
+        query = query.where(Entity.label == label.upper())
+    query = query.order_by(func.count(func.distinct(Entity.article_id)).desc(),
+                           func.sum(Entity.count).desc()).limit(top)
+    return [
+        {"name": r.name, "label": r.label, "articles": r.articles, "mentions": int(r.mentions),
+         "salience": round(float(r.salience), 4)}
+        for r in session.execute(query)
+    ]
+
+
+CSV_FIELDS = ("id", "external_id", "batch_id", "status", "title", "byline", "dateline",
+              "agency", "language", "published", "url", "word_count", "entities",
+              "keyphrases", "summary", "errors")
+
+
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One flat row per article: top entities and keyphrases joined with '; '."""
+    dateline = record["dateline"] or {}
+    return {
+        **{k: record[k] for k in CSV_FIELDS if k in record and not isinstance(record[k], (dict, list))},
+        "dateline": ", ".join(v for v in (dateline.get("place"), dateline.get("date")) if v),
+        "entities": "; ".join(f"{e['name']} ({e['label']})" for e in record["entities"][:10]),
+        "keyphrases": "; ".join(k["text"] for k in record["keyphrases"]),
+        "summary": record["summary"]["text"],
+        "errors": "; ".join(f"{name}: {s['error']}" for name, s in record["stages"].items() if s["error"]),
+    }
+
+
+def export(session: Session, out: IO[str], *, fmt: str = "jsonl", batch_id: int | None = None,
+           status: str | None = None) -> int:
+    """Stream records to `out` as JSONL or CSV; returns how many were written."""
+    count = 0
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    for record in iter_records(session, batch_id=batch_id, status=status):
+        if writer:
+            writer.writerow(csv_row(record))
+        else:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += 1
+    return count

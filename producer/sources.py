@@ -1,0 +1,235 @@
+"""Readers for every input format -> validated article records, or a rejection with a reason.
+
+A bad record never stops the batch: each reader yields a `Rejected` (source, line, reason
+a person can act on) in its place and goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
+
+TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([\w-]+)""", re.I)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One article ready to store: its raw content and what the submitter told about it."""
+
+    kind: str  # "text" or "html"
+    content: str
+    source: str  # file:line, for messages and provenance
+    external_id: str | None = None
+    title: str | None = None
+    url: str | None = None
+    published: str | None = None
+    origin: str | None = None  # the record's own "source" field (a site or feed name)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that could not be accepted, and why."""
+
+    source: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{where}: {self.reason}"
+
+
+class InputRecord(BaseModel):
+    """The JSONL record schema: `text` or `html` required, the rest optional."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: StrictStr | None = None
+    html: StrictStr | None = None
+    id: StrictStr | int | None = None
+    title: StrictStr | None = None
+    url: StrictStr | None = None
+    published: StrictStr | None = None
+    source: StrictStr | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_as_text(cls, value: str | int | None) -> str | None:
+        return None if value is None else str(value)
+
+
+def _content_problem(content: str, limit: int) -> str | None:
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        return (
+            f"article is {size:,} bytes, over the limit of {limit:,} bytes "
+            "(raise NEWSFLOW_MAX_ARTICLE_BYTES to accept it)"
+        )
+    if "\x00" in content:
+        return "contains NUL bytes: binary data, not article text"
+    if not content.strip():
+        return "empty text: the record has no characters besides whitespace"
+    return None
+
+
+def _validation_reason(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "record"
+        if item["type"].startswith("string_type") or item["type"].endswith("_type"):
+            parts.append(f"field {field!r} must be a string, got {type(item['input']).__name__}")
+        else:
+            parts.append(f"field {field!r}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Record | Rejected:
+    """Validate one JSON object / dict into a Record."""
+    if not isinstance(data, dict):
+        return Rejected(source, line, f"expected a JSON object, got {type(data).__name__}")
+    try:
+        item = InputRecord.model_validate(data)
+    except ValidationError as exc:
+        return Rejected(source, line, _validation_reason(exc))
+    if item.text is None and item.html is None:
+        return Rejected(source, line, "missing 'text' or 'html': one of them is required")
+    if item.text is not None and item.html is not None:
+        return Rejected(source, line, "both 'text' and 'html' given: send one of them")
+    kind, content = ("html", item.html) if item.html is not None else ("text", item.text)
+    assert content is not None
+    if problem := _content_problem(content, limit):
+        return Rejected(source, line, problem)
+    where = f"{source}:{line}" if line is not None else source
+    return Record(
+        kind=kind,
+        content=content,
+        source=where,
+        external_id=item.id,
+        title=item.title,
+        url=item.url,
+        published=item.published,
+        origin=item.source,
+    )
+
+
+def read_jsonl_lines(lines: Iterable[bytes], *, source: str, limit: int) -> Iterator[Record | Rejected]:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        if len(raw) > limit * 2 + 1024:  # escaped JSON may be up to ~2x the text
+            yield Rejected(source, number, f"line is {len(raw):,} bytes, over the size limit")
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield Rejected(
+                source, number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+            )
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Rejected(source, number, f"malformed JSON: {exc.msg} at column {exc.colno}")
+            continue
+        yield from_mapping(data, source=source, line=number, limit=limit)
+
+
+def _decode(raw: bytes, kind: str) -> str:
+    if b"\x00" in raw[:8192]:
+        raise ValueError("binary file (NUL bytes), not article text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if kind == "html" and (match := CHARSET.search(raw[:4096])):
+            try:
+                return raw.decode(match.group(1).decode("ascii"))
+            except (LookupError, UnicodeDecodeError):
+                pass
+        raise ValueError(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "convert the file to UTF-8"
+        ) from exc
+
+
+def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
+    """One .txt/.html article, or the records of a .jsonl file."""
+    source = str(path)
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        with path.open("rb") as handle:
+            yield from read_jsonl_lines(handle, source=source, limit=limit)
+        return
+    kind = TEXT_SUFFIXES.get(suffix)
+    if kind is None:
+        yield Rejected(source, None, f"unsupported file type {suffix or '(none)'!r}; "
+                       "expected .jsonl, .txt or .html")
+        return
+    size = path.stat().st_size
+    if size > limit:
+        yield Rejected(source, None, f"file is {size:,} bytes, over the limit of {limit:,} bytes "
+                       "(raise NEWSFLOW_MAX_ARTICLE_BYTES to accept it)")
+        return
+    try:
+        content = _decode(path.read_bytes(), kind)
+    except ValueError as exc:
+        yield Rejected(source, None, str(exc))
+        return
+    if problem := _content_problem(content, limit):
+        yield Rejected(source, None, problem)
+        return
+    yield Record(kind=kind, content=content, source=source, external_id=path.name)
+
+
+def read_path(path: str | Path, *, limit: int) -> Iterator[Record | Rejected]:
+    """A file, a folder (every article file in it, sorted), or '-' for stdin."""
+    if str(path) == "-":
+        yield from read_stdin(limit=limit)
+        return
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        for file in files:
+            yield from read_file(file, limit=limit)
+    elif path.is_file():
+        yield from read_file(path, limit=limit)
+    else:
+        yield Rejected(str(path), None, "no such file or folder")
+
+
+def read_stdin(*, limit: int) -> Iterator[Record | Rejected]:
+    """JSONL when the input starts with '{', else one plain-text article."""
+    data = sys.stdin.buffer.read()
+    if data.lstrip().startswith(b"{"):
+        yield from read_jsonl_lines(data.splitlines(), source="<stdin>", limit=limit)
+        return
+    try:
+        content = _decode(data, "text")
+    except ValueError as exc:
+        yield Rejected("<stdin>", None, str(exc))
+        return
+    if problem := _content_problem(content, limit):
+        yield Rejected("<stdin>", None, problem)
+    else:
+        yield Record(kind="text", content=content, source="<stdin>")
+
+
+def read_inputs(items: Iterable[Any], *, limit: int) -> Iterator[Record | Rejected]:
+    """Paths, dicts or Records, as the Python API accepts them, in one stream."""
+    for index, item in enumerate(items, start=1):
+        if isinstance(item, Record):
+            yield item
+        elif isinstance(item, dict):
+            yield from_mapping(item, source="<records>", line=index, limit=limit)
+        elif isinstance(item, (str, Path)):
+            yield from read_path(item, limit=limit)
+        else:
+            yield Rejected("<records>", index, f"expected a dict or a path, got {type(item).__name__}")

@@ -1,0 +1,320 @@
+"""The clean stage: raw text or HTML -> body, title, byline, dateline, agency, captions.
+
+Scraped text is read line by line. Each line is either page furniture (removed, with the
+reason recorded), metadata (title, byline, dateline, source line: moved to its field) or
+body. Rules match whole lines by their shape, never a word inside a sentence, so a body
+sentence that merely mentions a photo or a newsletter stays. Body lines that were hard
+wrapped are joined back into paragraphs; paragraphs are separated by a blank line.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from newsflow.errors import PermanentError
+
+AGENCIES = {
+    "xinhua": "Xinhua",
+    "xinhua news agency": "Xinhua",
+    "xinhuanet": "Xinhua",
+    "reuters": "Reuters",
+    "thomson reuters": "Reuters",
+    "ap": "AP",
+    "associated press": "AP",
+    "the associated press": "AP",
+    "afp": "AFP",
+    "agence france-presse": "AFP",
+    "agence france presse": "AFP",
+    "upi": "UPI",
+    "dpa": "dpa",
+    "bloomberg": "Bloomberg",
+    "kyodo": "Kyodo",
+    "kyodo news": "Kyodo",
+    "yonhap": "Yonhap",
+    "tass": "TASS",
+    "efe": "EFE",
+    "ani": "ANI",
+    "pti": "PTI",
+    "ians": "IANS",
+    "anadolu agency": "Anadolu",
+    "china daily": "China Daily",
+    "cgtn": "CGTN",
+}
+
+MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+DASH = r"(?:--|-|—|–)"
+DATELINE = re.compile(
+    rf"""^(?P<place>[A-Z][A-Z.'’\-]+(?:\s[A-Z][A-Z.'’\-]+){{0,3}}(?:,\s[A-Z][a-z]+\.?)?)
+    (?:,\s*(?P<date>{MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?))?
+    \s*(?:\((?P<agency>[A-Za-z][\w .&'-]{{0,40}})\))?
+    \s*{DASH}\s+(?=\S)""",
+    re.X,
+)
+BYLINE = re.compile(r"^by\s+(?P<rest>[A-Z].{1,150})$", re.I)
+BYLINE_ROLE = re.compile(
+    r"\b(correspondent|reporter|editor|writer|staff|contributor|bureau|chief|columnist|"
+    r"analyst|news|agency|desk|press|in\s+[A-Z])",
+    re.I,
+)
+NAME = re.compile(r"^[A-Z][\w.'’-]*(?:\s+(?:[A-Z][\w.'’-]*|de|van|von|al|bin|da|di|la|le)){0,4}$")
+SOURCE = re.compile(r"^sources?(?:\s*\(s\))?\s*:\s*(?P<agency>.{2,80}?)\.?$", re.I)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A whole-line pattern for furniture; `max_words` keeps it off real paragraphs."""
+
+    reason: str
+    pattern: re.Pattern[str]
+    max_words: int = 25
+
+
+def _rule(reason: str, pattern: str, max_words: int = 25) -> Rule:
+    return Rule(reason, re.compile(pattern, re.I), max_words)
+
+
+CAPTION_RULES = (
+    _rule(
+        "photo caption",
+        r"(?:^|\s)/\s*(?-i:[A-Z])[\w .&'-]{0,40}?\b(?:photo|pic|image)s?\.?\)?$",
+        120,
+    ),
+    _rule("photo caption", r"\((?:photo|image|picture|file photo)s?\b[^)]{0,80}\)\.?$", 120),
+    _rule("photo caption", r"\[(?:photo|image|picture)s?\s*/[^\]]{0,60}\]\.?$", 120),
+    _rule("photo caption", r"^(?:file\s+)?(?:photo|image|picture)s?\s*(?::|\||/|-)\s*\S", 80),
+    _rule("photo caption", r"^file\s+photo\b", 80),
+)
+
+FURNITURE_RULES = (
+    _rule(
+        "comment prompt",
+        r"^(?:please\s+)?(?:enter|leave|post|add|write|submit)\s+(?:your|a)\s+"
+        r"(?:comment|name|e-?mail|reply|website|message)",
+        12,
+    ),
+    _rule(
+        "comment prompt",
+        r"^(?:\d+\s+)?(?:comments?|leave a (?:comment|reply)|add (?:a )?comment|"
+        r"view comments|join the (?:discussion|conversation)|show comments)\W*$",
+        6,
+    ),
+    _rule(
+        "cookie banner",
+        r"(?:^(?:we|this (?:web)?site|our (?:web)?site) uses? cookies|accept (?:all )?cookies|"
+        r"cookie (?:policy|settings|preferences|consent))",
+        60,
+    ),
+    _rule("advertisement", r"^(?:advertisement|advertising|sponsored(?: content)?|ad)\W*$", 3),
+    _rule(
+        "share prompt",
+        r"^(?:share|share this(?: article| story)?|tweet|print|email|e-mail|copy link|"
+        r"share on (?:facebook|twitter|x|whatsapp|linkedin))\W*$",
+        5,
+    ),
+    _rule(
+        "related links",
+        r"^(?:read more|read also|see also|related(?: news| articles| stories| content)?|"
+        r"more on this(?: story)?|recommended(?: for you)?|most read|trending now|"
+        r"also read|you may also like)\b\W*",
+        20,
+    ),
+    _rule(
+        "newsletter prompt",
+        r"^(?:subscribe|sign up|register)\b.{0,80}\b(?:newsletter|updates|alerts|briefing)",
+        25,
+    ),
+    _rule("social prompt", r"^follow us\b", 15),
+    _rule("editor credit", r"^(?:editor|editors|edited by|editing by|responsible editor)\s*:", 15),
+    _rule("copyright", r"^(?:©|\(c\)\s|copyright\b)", 40),
+    _rule("copyright", r"\ball rights reserved\b", 40),
+    _rule("wire credit", r"^\(?(?:reporting|additional reporting|writing) by\b.*\)?$", 60),
+    _rule("wire credit", r"\bcontributed to this (?:report|story)\.?$", 30),
+    _rule("wire credit", r"^our standards\s*:", 30),
+)
+
+CLOSES_SENTENCE = re.compile(r"[.!?:;\"'”’)\]]$")
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+
+
+@dataclass
+class Cleaned:
+    """What the clean stage stores for one article."""
+
+    text: str
+    title: str | None = None
+    byline: str | None = None
+    dateline_place: str | None = None
+    dateline_date: str | None = None
+    agency: str | None = None
+    language: str | None = None
+    published: str | None = None
+    captions: list[str] = field(default_factory=list)
+    removed: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def word_count(self) -> int:
+        return len(self.text.split())
+
+
+def normalize_agency(name: str) -> str:
+    """'Xinhua News Agency' -> 'Xinhua'; an unknown agency keeps its own spelling."""
+    name = re.sub(r"\s+", " ", name).strip(" .;,")
+    return AGENCIES.get(name.casefold(), name)
+
+
+def _words(line: str) -> int:
+    return len(line.split())
+
+
+def _key(line: str) -> str:
+    return re.sub(r"\W+", " ", line).strip().casefold()
+
+
+def _is_headline(line: str) -> bool:
+    return 1 <= _words(line) <= 25 and not re.search(r"[.,;:]$", line)
+
+
+def parse_byline(rest: str) -> str | None:
+    """The names of a byline, without role or desk: 'Jane Doe and John Roe'."""
+    names: list[str] = []
+    for part in re.split(r"\s*(?:,|\band\b|&|\|)\s*", rest.strip()):
+        part = part.strip(" .")
+        if not part:
+            continue
+        if BYLINE_ROLE.search(part) or not NAME.match(part):
+            break
+        names.append(part)
+    if not names:
+        return None
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _html_to_text(html: str) -> tuple[str, dict[str, Any]]:
+    import trafilatura
+
+    document = trafilatura.bare_extraction(
+        html, with_metadata=True, include_comments=False, include_tables=False
+    )
+    if document is None or not (document.text or "").strip():
+        raise PermanentError("no article text found in the HTML (only markup, scripts or styles)")
+    meta = {key: getattr(document, key, None) for key in ("title", "author", "date", "sitename")}
+    return document.text, meta
+
+
+class _Cleaner:
+    """Walks the lines of one article once, sorting each into body, metadata or furniture."""
+
+    def __init__(self, title: str | None) -> None:
+        self.out = Cleaned(text="", title=title.strip() if title else None)
+        self.paragraphs: list[str] = []
+        self.glue = False  # the last body line was hard wrapped: continue its paragraph
+
+    def remove(self, line: str, reason: str) -> None:
+        self.out.removed.append({"text": line, "reason": reason})
+        self.glue = False
+
+    def metadata(self, line: str) -> bool:
+        out = self.out
+        if out.title is None and not self.paragraphs and _is_headline(line):
+            out.title = line
+            self.remove(line, "title")
+            return True
+        if out.title and _key(line) == _key(out.title):
+            self.remove(line, "duplicate title")
+            return True
+        if out.byline is None and (match := BYLINE.match(line)) and _words(line) <= 15:
+            byline = parse_byline(match["rest"])
+            if byline:
+                out.byline = byline
+                self.remove(line, "byline")
+                return True
+        if match := SOURCE.match(line):
+            out.agency = out.agency or normalize_agency(match["agency"])
+            self.remove(line, "source line")
+            return True
+        return False
+
+    def furniture(self, line: str) -> bool:
+        words = _words(line)
+        for rule in CAPTION_RULES:
+            if words <= rule.max_words and rule.pattern.search(line):
+                self.out.captions.append(line)
+                self.remove(line, rule.reason)
+                return True
+        for rule in FURNITURE_RULES:
+            if words <= rule.max_words and rule.pattern.search(line):
+                if rule.reason == "wire credit" and "associated press" in line.casefold():
+                    self.out.agency = self.out.agency or "AP"
+                self.remove(line, rule.reason)
+                return True
+        return False
+
+    def dateline(self, line: str) -> str:
+        match = DATELINE.match(line)
+        if not match or not (match["agency"] or match["date"] or len(match["place"]) > 2):
+            return line
+        out = self.out
+        out.dateline_place = match["place"].title()
+        out.dateline_date = match["date"]
+        if match["agency"]:
+            out.agency = normalize_agency(match["agency"])
+        self.out.removed.append({"text": match.group(0).strip(), "reason": "dateline"})
+        return line[match.end() :]
+
+    def body(self, line: str) -> None:
+        if not self.paragraphs and self.out.dateline_place is None:
+            line = self.dateline(line)
+        if self.glue and self.paragraphs:
+            self.paragraphs[-1] += " " + line
+        else:
+            self.paragraphs.append(line)
+        self.glue = not CLOSES_SENTENCE.search(line)
+
+    def feed(self, raw: str) -> None:
+        for line in raw.split("\n"):
+            line = re.sub(r"[ \t\f\v]+", " ", line).strip()
+            if not line:
+                self.glue = False
+                continue
+            if not (self.metadata(line) or self.furniture(line)):
+                self.body(line)
+
+
+def clean_article(raw: str, *, kind: str = "text", title: str | None = None) -> Cleaned:
+    """Clean one article; raises PermanentError when no body text is left."""
+    meta: dict[str, Any] = {}
+    raw = unicodedata.normalize("NFC", raw).translate(INVISIBLE).replace("\u00a0", " ")
+    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
+    if kind == "html":
+        raw, meta = _html_to_text(raw)
+    cleaner = _Cleaner(title or meta.get("title"))
+    cleaner.feed(raw)
+    out = cleaner.out
+    out.text = "\n\n".join(cleaner.paragraphs)
+    if not out.text.strip():
+        raise PermanentError("no body text left after cleaning (the input held only furniture)")
+    if out.byline is None and meta.get("author"):
+        out.byline = str(meta["author"])
+    if out.agency is None and meta.get("sitename"):
+        out.agency = normalize_agency(str(meta["sitename"]))
+    out.published = meta.get("date")
+    out.language = guess_language(out.text)
+    return out
+
+
+ENGLISH_MARKERS = frozenset(
+    "the of and to in a is that for on was with he it as at by from his said be has have "
+    "are an were will its their which but not this they had been who would".split()
+)
+
+
+def guess_language(text: str) -> str | None:
+    """'en' when English function words are common, else None (unknown); offline and cheap."""
+    words = re.findall(r"[a-z]+", text[:5000].casefold())
+    if len(words) < 8:
+        return "en" if any(w in ENGLISH_MARKERS for w in words) else None
+    share = sum(w in ENGLISH_MARKERS for w in words) / len(words)
+    return "en" if share >= 0.12 else None

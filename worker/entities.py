@@ -1,0 +1,207 @@
+"""The entities half of the extract stage: a spaCy Doc -> one canonical entity per thing.
+
+spaCy gives mentions; a reader wants entities. On top of spaCy's spans:
+- person spans lose leading titles ("President", "Premier", "Mr.") and a trailing "'s";
+- spans that cross a paragraph break are dropped (they join two unrelated lines);
+- a person mentioned later by part of the name ("Xi" after "Xi Jinping") is the same
+  person, also when spaCy gave the short form another label ("Cavusoglu" as ORG);
+- further occurrences of a known name that spaCy missed are added as mentions;
+- numeric types (DATE, MONEY, CARDINAL...) are left out unless asked for.
+
+Salience, in [0, 1] and summing to 1 over an article's entities: each mention weighs
+1 + (1 - position), position being its offset as a fraction of the text (early mentions
+count up to twice), plus 2 if the entity is named in the title.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+NUMERIC_LABELS = frozenset({"CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME"})
+# Labels whose span may really be a person's surname wrongly typed by spaCy.
+RELABEL_TO_PERSON = frozenset({"ORG", "PRODUCT", "WORK_OF_ART", "EVENT", "FAC", "LAW"})
+
+TITLES = frozenset(
+    """president premier prime minister chancellor king queen prince princess sheikh emir
+    mr mr. mrs mrs. ms ms. dr dr. sir dame lord lady gen gen. general col col. lt capt
+    captain adm admiral sen sen. senator rep rep. representative gov gov. governor mayor
+    secretary chairman chairwoman chair ceo director judge justice pope cardinal
+    bishop rev rev. father sister brother vice deputy foreign defense defence finance
+    state former late acting interim chief coach striker midfielder defender goalkeeper
+    player actor actress singer counterpart spokesman spokeswoman spokesperson
+    ambassador envoy minister-president""".split()
+)
+NOT_SURNAMES = frozenset(
+    """january february march april may june july august september october november
+    december monday tuesday wednesday thursday friday saturday sunday will new the""".split()
+)
+
+
+@dataclass
+class Mention:
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class EntityOut:
+    """One canonical entity of an article, as stored."""
+
+    name: str
+    label: str
+    mentions: list[Mention] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    salience: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.mentions)
+
+
+def _trim(span: Any) -> tuple[int, int] | None:
+    """Token bounds of the span without titles, nationality words and possessive 's."""
+    start, end = span.start, span.end
+    doc = span.doc
+    if span.label_ == "PERSON":
+        while start < end - 1 and (
+            doc[start].lower_ in TITLES or doc[start].ent_type_ == "NORP" or doc[start].is_punct
+        ):
+            start += 1
+    while end > start and (doc[end - 1].lower_ in {"'s", "’s", "'"} or doc[end - 1].is_punct):
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _person_parts(name: str) -> list[str]:
+    return [part for part in re.split(r"[\s-]+", name) if part]
+
+
+class _Builder:
+    """Groups the mentions of one document into canonical entities."""
+
+    def __init__(self, text: str, title: str | None) -> None:
+        self.text = text
+        self.title = title or ""
+        self.entities: dict[tuple[str, str], EntityOut] = {}
+        self.covered: list[tuple[int, int]] = []
+
+    def add(self, label: str, start: int, end: int) -> None:
+        surface = self.text[start:end]
+        key = (label, surface.casefold())
+        entity = self.entities.setdefault(key, EntityOut(name=surface, label=label))
+        entity.mentions.append(Mention(start, end, surface))
+        self.covered.append((start, end))
+
+    def merge_people(self) -> None:
+        """Fold each partial name into the unique fuller person name that contains it."""
+        people = [e for (label, _), e in self.entities.items() if label == "PERSON"]
+        people.sort(key=lambda e: (len(_person_parts(e.name)), len(e.name)), reverse=True)
+        for key, entity in list(self.entities.items()):
+            label, _ = key
+            if label != "PERSON" and label not in RELABEL_TO_PERSON:
+                continue
+            parts = _person_parts(entity.name)
+            fuller = [
+                p
+                for p in people
+                if p is not entity
+                and len(_person_parts(p.name)) > len(parts)
+                and _contains(_person_parts(p.name), parts)
+            ]
+            if label != "PERSON":
+                # Only a surname or a full name changes label, never an organisation's name.
+                fuller = [p for p in fuller if _person_parts(p.name)[-len(parts) :] == parts]
+            if len({p.name for p in fuller}) != 1:
+                continue
+            target = fuller[0]
+            target.mentions.extend(entity.mentions)
+            del self.entities[key]
+
+    def find_missed(self) -> None:
+        """Add occurrences of known names (and people's surnames) that spaCy did not tag."""
+        for entity in list(self.entities.values()):
+            forms = {m.text for m in entity.mentions}
+            if entity.label == "PERSON":
+                parts = _person_parts(entity.name)
+                if len(parts) > 1 and parts[-1].casefold() not in NOT_SURNAMES:
+                    forms.add(parts[-1])
+            for form in sorted(forms, key=len, reverse=True):
+                if len(form) < 2 or not form[0].isupper():
+                    continue
+                for match in re.finditer(rf"(?<![\w-]){re.escape(form)}(?![\w-])", self.text):
+                    start, end = match.span()
+                    if any(s < end and start < e for s, e in self.covered):
+                        continue
+                    entity.mentions.append(Mention(start, end, form))
+                    self.covered.append((start, end))
+
+    def finish(self) -> list[EntityOut]:
+        length = max(len(self.text), 1)
+        title = self.title.casefold()
+        for entity in self.entities.values():
+            entity.mentions.sort(key=lambda m: m.start)
+            forms = {m.text for m in entity.mentions}
+            entity.name = _canonical(entity, forms)
+            entity.aliases = sorted(forms - {entity.name})
+            weight = sum(2 - m.start / length for m in entity.mentions)
+            if any(re.search(rf"\b{re.escape(f.casefold())}\b", title) for f in forms):
+                weight += 2
+            entity.salience = weight
+        total = sum(e.salience for e in self.entities.values()) or 1.0
+        for entity in self.entities.values():
+            entity.salience = round(entity.salience / total, 4)
+        return sorted(self.entities.values(), key=lambda e: (-e.salience, e.mentions[0].start))
+
+
+def _contains(longer: list[str], shorter: list[str]) -> bool:
+    """True when `shorter`'s parts appear in `longer` in order and contiguously."""
+    n = len(shorter)
+    return any(longer[i : i + n] == shorter for i in range(len(longer) - n + 1))
+
+
+def _canonical(entity: EntityOut, forms: set[str]) -> str:
+    if entity.label == "PERSON":
+        return max(forms, key=lambda f: (len(_person_parts(f)), len(f)))
+    counts: dict[str, int] = {}
+    for mention in entity.mentions:
+        counts[mention.text] = counts.get(mention.text, 0) + 1
+    return max(counts, key=lambda f: (counts[f], len(f)))
+
+
+def extract_entities(
+    doc: Any, *, title: str | None = None, numeric: bool = False
+) -> list[EntityOut]:
+    """Canonical entities of one parsed article, most salient first."""
+    builder = _Builder(doc.text, title)
+    for span in doc.ents:
+        if span.label_ in NUMERIC_LABELS and not numeric:
+            continue
+        if "\n" in span.text:
+            continue
+        bounds = _trim(span)
+        if bounds is None:
+            continue
+        trimmed = doc[bounds[0] : bounds[1]]
+        builder.add(span.label_, trimmed.start_char, trimmed.end_char)
+    builder.merge_people()
+    builder.find_missed()
+    return builder.finish()
+
+
+def entity_rows(entities: Iterable[EntityOut]) -> list[dict[str, Any]]:
+    """The output-record shape of a list of entities."""
+    return [
+        {
+            "name": e.name,
+            "label": e.label,
+            "count": e.count,
+            "salience": e.salience,
+            "aliases": e.aliases,
+            "mentions": [{"start": m.start, "end": m.end, "text": m.text} for m in e.mentions],
+        }
+        for e in entities
+    ]

@@ -1,0 +1,188 @@
+"""Idempotent writes of each stage's output, and the reads the stages need.
+
+Every write replaces what the same stage wrote for the same articles before, inside one
+transaction: a redelivered message, a requeue or a retry leaves exactly one copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlmodel import Session
+
+from newsflow import __version__
+from newsflow.contract import DONE, FAILED, RUNNING
+from newsflow.db import insert
+from newsflow.models import Article, Entity, Keyphrase, Mention, Stage, SummarySentence, utcnow
+
+
+@dataclass
+class Outcome:
+    """One article's result of one stage: `output` on success, `error` on failure."""
+
+    article_id: int
+    seconds: float
+    output: Any = None
+    error: str | None = None
+
+
+def load_raw(session: Session, article_ids: Sequence[int]) -> list[Article]:
+    rows = session.execute(select(Article).where(Article.id.in_(article_ids)))  # type: ignore[union-attr]
+    return list(rows.scalars())
+
+
+def load_clean(session: Session, article_ids: Sequence[int]) -> list[tuple[int, str, str | None]]:
+    """(id, text, title) of the articles whose clean stage is done."""
+    query = (
+        select(Article.id, Article.text, Article.title)
+        .join(Stage, Stage.article_id == Article.id)
+        .where(Article.id.in_(article_ids), Stage.stage == "clean", Stage.status == DONE)  # type: ignore[union-attr]
+        .order_by(Article.id)
+    )
+    return [(row[0], row[1] or "", row[2]) for row in session.execute(query)]
+
+
+def mark_running(session: Session, *, stage: str, article_ids: Sequence[int]) -> None:
+    """Record that `stage` started on these articles (and count the attempt)."""
+    if not article_ids:
+        return
+    rows = [
+        {"article_id": i, "stage": stage, "status": RUNNING, "attempts": 1, "updated_at": utcnow()}
+        for i in article_ids
+    ]
+    statement = insert(session, Stage).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["article_id", "stage"],
+        set_={
+            "status": RUNNING,
+            "attempts": Stage.attempts + 1,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    session.execute(statement)
+
+
+def save_stages(
+    session: Session, *, stage: str, outcomes: Sequence[Outcome], model: str | None = None
+) -> None:
+    """Upsert the final status, error and timing of `stage` for each article."""
+    if not outcomes:
+        return
+    rows = [
+        {
+            "article_id": o.article_id,
+            "stage": stage,
+            "status": FAILED if o.error else DONE,
+            "error": o.error,
+            "seconds": round(o.seconds, 4),
+            "attempts": 1,
+            "version": __version__,
+            "model": model,
+            "updated_at": utcnow(),
+        }
+        for o in outcomes
+    ]
+    statement = insert(session, Stage).values(rows)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["article_id", "stage"],
+        set_={
+            key: getattr(excluded, key)
+            for key in ("status", "error", "seconds", "version", "model", "updated_at")
+        },
+    )
+    session.execute(statement)
+
+
+def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
+    """Write the clean fields of the articles that cleaned (an UPDATE each; same values twice
+    is the same row)."""
+    for o in outcomes:
+        if o.error:
+            continue
+        c = o.output
+        values = {
+            "title": c.title,
+            "byline": c.byline,
+            "dateline_place": c.dateline_place,
+            "dateline_date": c.dateline_date,
+            "agency": c.agency,
+            "language": c.language,
+            "text": c.text,
+            "captions": c.captions,
+            "removed": c.removed,
+            "word_count": c.word_count,
+        }
+        if c.published:
+            values["published"] = c.published
+        session.execute(update(Article).where(Article.id == o.article_id).values(**values))  # type: ignore[arg-type]
+    save_stages(session, stage="clean", outcomes=outcomes)
+
+
+def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -> None:
+    """Replace the entities, mentions and keyphrases of these articles."""
+    ids = [o.article_id for o in outcomes]
+    for table in (Mention, Entity, Keyphrase):
+        session.execute(delete(table).where(table.article_id.in_(ids)))  # type: ignore[attr-defined]
+    entities, mentions, phrases = [], [], []
+    for o in outcomes:
+        if o.error:
+            continue
+        found, keyphrases = o.output
+        for e_idx, e in enumerate(found):
+            entities.append(
+                {
+                    "article_id": o.article_id,
+                    "idx": e_idx,
+                    "name": e.name,
+                    "name_lower": e.name.casefold(),
+                    "label": e.label,
+                    "count": e.count,
+                    "salience": e.salience,
+                    "aliases": e.aliases,
+                }
+            )
+            mentions.extend(
+                {
+                    "article_id": o.article_id,
+                    "entity_idx": e_idx,
+                    "idx": m_idx,
+                    "start": m.start,
+                    "end": m.end,
+                    "text": m.text,
+                }
+                for m_idx, m in enumerate(e.mentions)
+            )
+        phrases.extend(
+            {"article_id": o.article_id, "rank": rank, "text": k.text, "score": k.score}
+            for rank, k in enumerate(keyphrases)
+        )
+    for table, rows in ((Entity, entities), (Mention, mentions), (Keyphrase, phrases)):
+        if rows:
+            session.execute(insert(session, table), rows)
+    save_stages(session, stage="extract", outcomes=outcomes, model=model)
+
+
+def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
+    """Replace the summary sentences of these articles."""
+    ids = [o.article_id for o in outcomes]
+    session.execute(delete(SummarySentence).where(SummarySentence.article_id.in_(ids)))  # type: ignore[attr-defined]
+    rows = [
+        {
+            "article_id": o.article_id,
+            "position": position,
+            "sentence_index": s.index,
+            "start": s.start,
+            "end": s.end,
+            "text": s.text,
+        }
+        for o in outcomes
+        if not o.error
+        for position, s in enumerate(o.output)
+    ]
+    if rows:
+        session.execute(insert(session, SummarySentence), rows)
+    save_stages(session, stage="summarize", outcomes=outcomes)

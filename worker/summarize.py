@@ -1,0 +1,100 @@
+"""The summarize stage: clean text -> an extractive summary with sentence offsets.
+
+Sentences are found per paragraph (so none spans a paragraph break) by spaCy's rule-based
+sentencizer, which is cheap. Each sentence scores:
+- position: news puts the point first, so 1 / (1 + i) for the i-th body sentence, and
+  a paragraph's first sentence gets a bonus;
+- centrality: the mean document frequency of its content words (what the article keeps
+  talking about), scaled to [0, 1];
+- title overlap: the share of the title's content words it repeats.
+Questions, fragments under 6 words and sentences over 80 words are not candidates. The
+best sentences are taken greedily, skipping one that repeats more than half of the words
+of one already chosen (redundancy), and returned in article order. A short article gets
+at most half of its sentences, so a summary never pads itself out to the whole text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+|\d+")
+STOP = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers him his how i if in into is it its
+    itself just me more most my no nor not now of off on once only or other our out over own
+    said same says she should so some such than that the their them then there these they
+    this those through to too under until up very was we were what when where which while who
+    whom why will with would you your""".split()
+)
+
+
+@dataclass
+class Sentence:
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+def split_sentences(sentencizer: Any, text: str) -> list[Sentence]:
+    """Sentences of `text` with offsets, never crossing a paragraph break."""
+    sentences: list[Sentence] = []
+    offset = 0
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        paragraphs.append((offset, paragraph))
+        offset += len(paragraph) + 2
+    docs = sentencizer.pipe(p for _, p in paragraphs)
+    for (base, _), doc in zip(paragraphs, docs, strict=True):
+        for sent in doc.sents:
+            stripped = sent.text.strip()
+            if not stripped:
+                continue
+            start = base + sent.start_char + (len(sent.text) - len(sent.text.lstrip()))
+            sentences.append(Sentence(len(sentences), start, start + len(stripped), stripped))
+    return sentences
+
+
+def _content(text: str) -> list[str]:
+    return [w for w in (m.casefold() for m in WORD.findall(text)) if w not in STOP]
+
+
+def summarize(
+    sentences: list[Sentence], *, title: str | None = None, length: int = 3, text: str = ""
+) -> list[Sentence]:
+    """The chosen summary sentences, in article order."""
+    if not sentences:
+        return []
+    limit = min(length, max(1, math.ceil(len(sentences) / 2)))
+    words = [_content(s.text) for s in sentences]
+    frequency = Counter(w for ws in words for w in set(ws))
+    top = max(frequency.values(), default=1)
+    title_words = set(_content(title or ""))
+    paragraph_starts = {0} | {m.end() for m in re.finditer(r"\n\n", text)}
+
+    def score(i: int) -> float:
+        sentence, ws = sentences[i], words[i]
+        position = 1 / (1 + i) + (0.2 if sentence.start in paragraph_starts else 0.0)
+        centrality = sum(frequency[w] for w in ws) / (len(ws) * top) if ws else 0.0
+        overlap = len(title_words & set(ws)) / len(title_words) if title_words else 0.0
+        return 1.5 * position + centrality + 0.7 * overlap
+
+    candidates = [
+        i
+        for i, s in enumerate(sentences)
+        if 6 <= len(s.text.split()) <= 80 and not s.text.rstrip("\"'”’ ").endswith("?")
+    ] or [0]
+    chosen: list[int] = []
+    for i in sorted(candidates, key=score, reverse=True):
+        mine = set(words[i])
+        if any(len(mine & set(words[j])) > 0.5 * max(len(mine), 1) for j in chosen):
+            continue
+        chosen.append(i)
+        if len(chosen) == limit:
+            break
+    return [sentences[i] for i in sorted(chosen)]
