@@ -31,9 +31,10 @@ def sender(settings: Settings) -> Celery:
 
 
 def redis_client(broker_url: str) -> redis.Redis:
+    """A redis-py client for a kombu broker URL (kombu's socket form included)."""
     url = broker_url
     if url.startswith("redis+socket://"):
-        url = "unix://" + url.removeprefix("redis+socket://")
+        url = "unix://" + url.removeprefix("redis+socket://").replace("virtual_host=", "db=")
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 

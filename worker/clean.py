@@ -216,9 +216,10 @@ class _Cleaner:
         self.out.removed.append({"text": line, "reason": reason})
         self.glue = False
 
-    def metadata(self, line: str) -> bool:
+    def metadata(self, line: str, following: str) -> bool:
         out = self.out
-        if out.title is None and not self.paragraphs and _is_headline(line):
+        wrapped = following[:1].islower()  # the line goes on below: not a headline
+        if out.title is None and not self.paragraphs and _is_headline(line) and not wrapped:
             out.title = line
             self.remove(line, "title")
             return True
@@ -274,12 +275,13 @@ class _Cleaner:
         self.glue = not CLOSES_SENTENCE.search(line)
 
     def feed(self, raw: str) -> None:
-        for line in raw.split("\n"):
-            line = re.sub(r"[ \t\f\v]+", " ", line).strip()
+        lines = [re.sub(r"[ \t\f\v]+", " ", line).strip() for line in raw.split("\n")]
+        for i, line in enumerate(lines):
             if not line:
                 self.glue = False
                 continue
-            if not (self.metadata(line) or self.furniture(line)):
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            if not (self.metadata(line, following) or self.furniture(line)):
                 self.body(line)
 
 

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+OPENING_QUOTE = re.compile(r"\s+[\"“‘']$")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+|\d+")
 STOP = frozenset(
     """a about above after again against all also am an and any are as at be because been
@@ -50,13 +51,18 @@ def split_sentences(sentencizer: Any, text: str) -> list[Sentence]:
         paragraphs.append((offset, paragraph))
         offset += len(paragraph) + 2
     docs = sentencizer.pipe(p for _, p in paragraphs)
-    for (base, _), doc in zip(paragraphs, docs, strict=True):
-        for sent in doc.sents:
-            stripped = sent.text.strip()
-            if not stripped:
-                continue
-            start = base + sent.start_char + (len(sent.text) - len(sent.text.lstrip()))
-            sentences.append(Sentence(len(sentences), start, start + len(stripped), stripped))
+    for (base, paragraph), doc in zip(paragraphs, docs, strict=True):
+        bounds = [(s.start_char, s.end_char) for s in doc.sents]
+        for i, (start, end) in enumerate(bounds):
+            # The sentencizer leaves an opening quote at the end of the sentence before it.
+            if i + 1 < len(bounds) and (dangling := OPENING_QUOTE.search(paragraph, start, end)):
+                end = dangling.start()
+                bounds[i + 1] = (dangling.start() + len(dangling.group()) - 1, bounds[i + 1][1])
+            chunk = paragraph[start:end]
+            stripped = chunk.strip()
+            if stripped:
+                offset = base + start + len(chunk) - len(chunk.lstrip())
+                sentences.append(Sentence(len(sentences), offset, offset + len(stripped), stripped))
     return sentences
 
 

@@ -1,0 +1,182 @@
+"""Fixtures on real services: Redis (the machine's or an embedded one), SQLite, PostgreSQL,
+and real Celery worker processes. A missing service skips locally and fails under CI=true."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from newsflow import config, db
+from newsflow.config import Settings
+from producer.client import Client
+from producer.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_redis_dbs = itertools.count(1)
+
+
+def missing(reason: str) -> None:
+    """Skip locally; under CI a missing service is a failure, never a silent skip."""
+    if IN_CI:
+        pytest.fail(f"{reason} (required under CI=true)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def embedded_redis() -> Iterator[str]:
+    """A private embedded Redis for the whole session; its URL."""
+    home = Path(tempfile.mkdtemp(prefix="nf-redis-"))
+    with EmbeddedRedis(home / "redis.sock") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session", params=["embedded", "external"])
+def redis_base(request: pytest.FixtureRequest) -> str:
+    """Both brokers: the embedded one, and NEWSFLOW_TEST_REDIS_URL's when set."""
+    if request.param == "embedded":
+        return str(request.getfixturevalue("embedded_redis"))
+    url = os.environ.get("NEWSFLOW_TEST_REDIS_URL")
+    if not url:
+        missing("NEWSFLOW_TEST_REDIS_URL is not set: no external Redis to test against")
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        missing(f"Redis at {config.mask_url(url)} does not answer: {exc}")
+    return str(url)
+
+
+def fresh_redis_url(base: str) -> str:
+    """A Redis URL of its own for one test module: a separate, flushed logical database."""
+    index = next(_redis_dbs) % 16
+    if base.startswith("redis+socket://"):
+        url = f"{base}?virtual_host={index}"
+        client = redis.Redis(unix_socket_path=base.removeprefix("redis+socket://"), db=index)
+    else:
+        url = base.rsplit("/", 1)[0] + f"/{index}" if base.count("/") > 2 else f"{base}/{index}"
+        client = redis.Redis.from_url(url)
+    client.flushdb()
+    return url
+
+
+def postgres_admin_url() -> str:
+    url = os.environ.get("NEWSFLOW_TEST_POSTGRES_URL")
+    if not url:
+        missing("NEWSFLOW_TEST_POSTGRES_URL is not set: no PostgreSQL to test against")
+    return str(url)
+
+
+def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
+    """A new, migrated database of `kind` ('sqlite' or 'postgres'), dropped afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / 'newsflow.db'}"
+        db.upgrade(url)
+        yield url
+        return
+    import psycopg
+
+    admin = postgres_admin_url()
+    conninfo = admin.replace("postgresql+psycopg://", "postgresql://")
+    name = f"nf_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        missing(f"PostgreSQL at {config.mask_url(admin)} is not usable: {exc}")
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    if not url.startswith("postgresql+psycopg://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    db.upgrade(url)
+    yield url
+    db.get_engine(url).dispose()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database per test, on SQLite and on PostgreSQL."""
+    yield from fresh_database(request.param, tmp_path)
+
+
+@dataclass
+class Stack:
+    """A database, a broker and real worker processes, wired together."""
+
+    settings: Settings
+    client: Client
+    worker: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    def start_worker(self, concurrency: int = 2) -> None:
+        env = {
+            **os.environ,
+            "NEWSFLOW_DATABASE_URL": self.settings.database_url,
+            "NEWSFLOW_BROKER_URL": self.settings.broker(),
+        }
+        assert self.log is not None
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency",
+             str(concurrency), "--loglevel", "INFO", "--queues", "clean,extract,summarize",
+             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
+            env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def stop_worker(self) -> None:
+        if self.worker is None:
+            return
+        self.worker.terminate()
+        try:
+            self.worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.worker.pid, 9)
+            self.worker.wait()
+        self.worker = None
+
+    def wait(self, batch_id: int, timeout: float = 180) -> dict[str, object]:
+        alive = (lambda: self.worker is not None and self.worker.poll() is None)
+        try:
+            return self.client.wait(batch_id, timeout=timeout, alive=alive)
+        except (TimeoutError, RuntimeError):
+            assert self.log is not None
+            print(self.log.read_text()[-5000:])
+            raise
+
+
+def make_stack(database_url: str, broker_url: str, tmp: Path) -> Stack:
+    settings = Settings(database_url=database_url, broker_url=broker_url, chunk_size=4)
+    return Stack(settings=settings, client=Client(settings), log=tmp / "worker.log")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request: pytest.FixtureRequest, redis_base: str,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Per module and per (database, broker): real workers on a fresh database and Redis db."""
+    tmp = tmp_path_factory.mktemp("stack")
+    for url in fresh_database(request.param, tmp):
+        built = make_stack(url, fresh_redis_url(redis_base), tmp)
+        built.start_worker()
+        try:
+            yield built
+        finally:
+            built.stop_worker()
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)

@@ -1,0 +1,127 @@
+"""The clean stage's rules, each shown matching and, just as important, not matching."""
+
+import pytest
+
+from newsflow.errors import PermanentError
+from worker.clean import clean_article, normalize_agency, parse_byline
+
+WIRE = """Harbour reopens after strike
+
+Harbour reopens after strike
+
+By Jane Doe and John Roe, Transport Correspondents
+
+OSTRAVIA, March 3 (Reuters) - The harbour reopened on Monday after a strike ended.
+
+Dockers approved the deal on Sunday, the union said.
+
+Workers unload a ship at the harbour on Monday. /Xinhua Photo
+
+(Reporting by Jane Doe; Editing by Max Poe)
+Please enter your comment!
+Please enter your name here
+"""
+
+
+def test_wire_story_is_split_into_fields() -> None:
+    out = clean_article(WIRE)
+    assert out.title == "Harbour reopens after strike"
+    assert out.byline == "Jane Doe and John Roe"
+    assert (out.dateline_place, out.dateline_date, out.agency) == ("Ostravia", "March 3", "Reuters")
+    assert out.text == (
+        "The harbour reopened on Monday after a strike ended.\n\n"
+        "Dockers approved the deal on Sunday, the union said."
+    )
+    assert out.captions == ["Workers unload a ship at the harbour on Monday. /Xinhua Photo"]
+    reasons = [r["reason"] for r in out.removed]
+    assert reasons == ["title", "duplicate title", "byline", "dateline", "photo caption",
+                       "wire credit", "comment prompt", "comment prompt"]
+    assert out.word_count == len(out.text.split())
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("Photo: Firefighters at the scene on Tuesday.", "photo caption"),
+        ("The minister speaks in Brussels. (Photo: Alex Berg)", "photo caption"),
+        ("Crowds gather in the square. [Photo/Agencies]", "photo caption"),
+        ("Advertisement", "advertisement"),
+        ("Read more: Five things to know about the vote", "related links"),
+        ("Subscribe to our newsletter for daily updates", "newsletter prompt"),
+        ("We use cookies to give you the best experience on our site.", "cookie banner"),
+        ("Follow us on Facebook and X", "social prompt"),
+        ("Editor: Li Ming", "editor credit"),
+        ("Copyright 2026 Example Media. All rights reserved.", "copyright"),
+        ("Associated Press writer Kim Lee contributed to this report.", "wire credit"),
+    ],
+)
+def test_furniture_lines_are_removed_with_their_reason(line: str, reason: str) -> None:
+    out = clean_article(f"The council met on Tuesday to vote.\n\n{line}\n\nIt passed the budget.")
+    assert line not in out.text
+    assert {"text": line, "reason": reason} in out.removed
+    assert "It passed the budget." in out.text
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The photo of the flooded street, taken by a resident, was shared thousands of times.",
+        "Readers can subscribe to the paper's newsletter, the editor said, but few have.",
+        "The court ruled that the site's cookie banner broke the law on consent, the judge said in a long ruling.",
+        "He shared a before/after photo of the bridge.",
+        "Share prices rose 3% on Tuesday after the results.",
+        "By the end of the day, more than 200 people had left the town.",
+    ],
+)
+def test_body_sentences_that_mention_furniture_words_stay(sentence: str) -> None:
+    out = clean_article(f"The storm hit on Monday night.\n\n{sentence}")
+    assert sentence in out.text
+    assert out.captions == []
+
+
+def test_hard_wrapped_lines_join_into_one_paragraph() -> None:
+    out = clean_article("Opening line of a story that was\nwrapped at a fixed width by the feed.\n\nNext.")
+    assert out.text.split("\n\n")[0] == (
+        "Opening line of a story that was wrapped at a fixed width by the feed."
+    )
+
+
+def test_html_goes_through_trafilatura_and_the_same_rules() -> None:
+    html = """<html><head><title>Dam opens - Daily</title>
+    <meta name="author" content="Ana Ruiz"><meta property="og:site_name" content="Valley Daily">
+    </head><body><article><h1>Dam opens</h1>
+    <p>LISBON (AFP) - The new dam opened on Friday after six years of building, officials said.</p>
+    <p>Read more: Our guide to the valley's reservoirs</p>
+    <p>It will supply water to 200,000 homes in the region, the operator said on Friday.</p>
+    </article></body></html>"""
+    out = clean_article(html, kind="html")
+    assert out.title == "Dam opens"
+    assert out.byline == "Ana Ruiz"
+    assert out.agency == "AFP"
+    assert out.dateline_place == "Lisbon"
+    assert out.text.startswith("The new dam opened on Friday")
+    assert "Read more" not in out.text
+
+
+def test_source_line_sets_agency_and_names_are_normalised() -> None:
+    out = clean_article("A story body sentence here.\n\nSource(s): Xinhua News Agency")
+    assert out.agency == "Xinhua"
+    assert normalize_agency("Agence France-Presse") == "AFP"
+    assert normalize_agency("Valley Wire") == "Valley Wire"
+
+
+def test_byline_keeps_names_only() -> None:
+    assert parse_byline("Sarah Mitchell, Transport Correspondent") == "Sarah Mitchell"
+    assert parse_byline("Jane Doe, John Roe and Max Poe") == "Jane Doe, John Roe and Max Poe"
+    assert parse_byline("staff reporter") is None
+
+
+@pytest.mark.parametrize("raw", ["", "   \n\n  ", "Please enter your comment!\nAdvertisement"])
+def test_nothing_left_is_a_permanent_error(raw: str) -> None:
+    with pytest.raises(PermanentError, match="no body text"):
+        clean_article(raw)
+
+
+def test_html_without_article_text_is_a_permanent_error() -> None:
+    with pytest.raises(PermanentError, match="no article text"):
+        clean_article("<html><script>var a = 1;</script><style>p{}</style></html>", kind="html")
