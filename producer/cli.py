@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from newsflow import db
-from newsflow.config import Settings, get_settings, mask_secrets, use
+from newsflow.config import Settings, get_settings, mask_secrets, mask_url, use
 from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
 from newsflow.db import session_scope
 from newsflow.errors import NewsflowError
@@ -31,7 +33,6 @@ from producer import monitor, results
 from producer.client import Client
 from producer.embedded import EmbeddedRedis, is_running
 from producer.local import LocalWorkers
-from producer.sources import read_path
 from producer.submit import SubmitResult
 
 app = typer.Typer(
@@ -104,11 +105,6 @@ def _wait(client: Client, result: SubmitResult, alive: Callable[[], bool] | None
         return client.wait(result.batch_id, on_progress=update, alive=alive)
 
 
-def _inputs(paths: list[str], settings: Settings) -> Iterator[Any]:
-    for path in paths:
-        yield from read_path(path, limit=settings.max_article_bytes)
-
-
 @app.command()
 def submit(
     paths: Annotated[list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")],
@@ -122,7 +118,7 @@ def submit(
     if chunk_size:
         settings = settings.model_copy(update={"chunk_size": chunk_size})
     client = Client(settings)
-    result = client.submit(_inputs(paths, settings), name=name)
+    result = client.submit(paths, name=name)
     _report_submit(result, as_json)
     failed = 0
     if wait:
@@ -150,7 +146,7 @@ def run(
             LocalWorkers(settings, concurrency=workers or os.cpu_count() or 1)
         )
         # A broker we just started holds no messages: resume anything left unfinished.
-        result = client.submit(_inputs(paths, settings), name=name, resume_unfinished=fresh_broker)
+        result = client.submit(paths, name=name, resume_unfinished=fresh_broker)
         if not as_json:
             _report_submit(result, False)
         progress = _wait(client, result, alive=local.alive)
@@ -409,10 +405,21 @@ def results_entities(
     out.print(table)
 
 
+def _database_hint(exc: SQLAlchemyError) -> str:
+    reason = mask_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
+    url = mask_url(get_settings().database_url)
+    if re.search(r"no such table|does not exist|UndefinedTable", reason):
+        return f"the database at {url} has no newsflow tables ({reason}); run `newsflow db upgrade`"
+    return f"database error at {url}: {reason}; check NEWSFLOW_DATABASE_URL (or --db)"
+
+
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
     try:
         yield
+    except SQLAlchemyError as exc:
+        err.print(f"[red]error:[/] {_database_hint(exc)}", highlight=False)
+        raise SystemExit(2) from None
     except NewsflowError as exc:
         err.print(f"[red]error:[/] {mask_secrets(str(exc))}", highlight=False)
         raise SystemExit(2) from None
@@ -422,6 +429,11 @@ def _friendly_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted; stopped what this command started", highlight=False)
         raise SystemExit(130) from None
+    except Exception as exc:
+        logging.getLogger("newsflow").info("unexpected error", exc_info=True)
+        err.print(f"[red]unexpected error:[/] {type(exc).__name__}: {mask_secrets(str(exc))} "
+                  "(run with --verbose for the traceback)", highlight=False)
+        raise SystemExit(2) from None
 
 
 def main() -> None:

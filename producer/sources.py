@@ -223,9 +223,9 @@ def read_stdin(*, limit: int) -> Iterator[Record | Rejected]:
 
 
 def read_inputs(items: Iterable[Any], *, limit: int) -> Iterator[Record | Rejected]:
-    """Paths, dicts or Records, as the Python API accepts them, in one stream."""
+    """Paths, dicts or already read records, as the Python API accepts them, in one stream."""
     for index, item in enumerate(items, start=1):
-        if isinstance(item, Record):
+        if isinstance(item, (Record, Rejected)):
             yield item
         elif isinstance(item, dict):
             yield from_mapping(item, source="<records>", line=index, limit=limit)
