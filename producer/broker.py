@@ -75,7 +75,10 @@ def queue_depths(settings: Settings) -> dict[str, dict[str, int]]:
     client = redis_client(settings.broker())
     try:
         depths = {
-            queue: {"ready": sum(int(client.llen(queue + s)) for s in PRIORITY_SUFFIXES), "unacked": 0}
+            queue: {
+                "ready": sum(int(client.llen(queue + s)) for s in PRIORITY_SUFFIXES),
+                "unacked": 0,
+            }
             for queue in QUEUES
         }
         for raw in client.hvals("unacked"):

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from newsflow import db
 from newsflow.config import Settings, get_settings, mask_secrets, mask_url, use
@@ -55,12 +55,18 @@ BatchOption = Annotated[int | None, typer.Option("--batch", help="Only this batc
 
 @app.callback()
 def main_options(
-    db_url: Annotated[str | None, typer.Option("--db", help="Database URL (overrides NEWSFLOW_DATABASE_URL).")] = None,
-    broker_url: Annotated[str | None, typer.Option("--broker", help="Redis URL (overrides NEWSFLOW_BROKER_URL).")] = None,
+    db_url: Annotated[
+        str | None, typer.Option("--db", help="Database URL (overrides NEWSFLOW_DATABASE_URL).")
+    ] = None,
+    broker_url: Annotated[
+        str | None, typer.Option("--broker", help="Redis URL (overrides NEWSFLOW_BROKER_URL).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     overrides = {k: v for k, v in (("database_url", db_url), ("broker_url", broker_url)) if v}
     if overrides:
         use(get_settings().model_copy(update=overrides))
@@ -73,7 +79,8 @@ def _settings() -> Settings:
 def _progress_bar(total: int) -> tuple[Progress, Callable[[dict[str, Any]], None]]:
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f}/s"), TimeRemainingColumn(), TextColumn("{task.fields[failed]}"),
+        TextColumn("{task.fields[rate]:.1f}/s"), TimeRemainingColumn(),
+        TextColumn("{task.fields[failed]}"),
         console=err, disable=not err.is_terminal,
     )  # fmt: skip
     task = bar.add_task("processing", total=total, rate=0.0, failed="")
@@ -94,12 +101,17 @@ def _report_submit(result: SubmitResult, as_json: bool) -> None:
         return
     for rejected in result.rejected:
         err.print(f"[red]rejected[/] {rejected}", highlight=False)
-    err.print(f"batch {result.batch_id}: {result.submitted} submitted "
-              f"({result.duplicates} already stored), {len(result.rejected)} rejected, "
-              f"{result.queued} queued", highlight=False)
+    err.print(
+        f"batch {result.batch_id}: {result.submitted} submitted "
+        f"({result.duplicates} already stored), {len(result.rejected)} rejected, "
+        f"{result.queued} queued",
+        highlight=False,
+    )
 
 
-def _wait(client: Client, result: SubmitResult, alive: Callable[[], bool] | None = None) -> dict[str, Any]:
+def _wait(
+    client: Client, result: SubmitResult, alive: Callable[[], bool] | None = None
+) -> dict[str, Any]:
     bar, update = _progress_bar(result.submitted)
     with bar:
         return client.wait(result.batch_id, on_progress=update, alive=alive)
@@ -107,10 +119,14 @@ def _wait(client: Client, result: SubmitResult, alive: Callable[[], bool] | None
 
 @app.command()
 def submit(
-    paths: Annotated[list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")
+    ],
     name: Annotated[str | None, typer.Option(help="A name for the batch.")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Articles per queue message.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the batch to finish, with progress.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the batch to finish, with progress.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Store a batch of articles and queue them for the workers."""
@@ -128,7 +144,9 @@ def submit(
 
 @app.command()
 def run(
-    paths: Annotated[list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")
+    ],
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core).")] = 0,
     name: Annotated[str | None, typer.Option(help="A name for the batch.")] = None,
     as_json: JsonFlag = False,
@@ -153,12 +171,16 @@ def run(
     seconds = time.monotonic() - started
     records = list(client.results(batch_id=result.batch_id))
     if as_json:
-        out.print_json(json.dumps({**result.as_dict(), "progress": progress,
-                                   "seconds": round(seconds, 2)}))
+        out.print_json(
+            json.dumps({**result.as_dict(), "progress": progress, "seconds": round(seconds, 2)})
+        )
     else:
         out.print(_results_table(records))
-        err.print(f"{progress['done']} done, {progress['failed']} failed in {seconds:.1f} s; "
-                  f"see `newsflow results show ID` or `newsflow results export`", highlight=False)
+        err.print(
+            f"{progress['done']} done, {progress['failed']} failed in {seconds:.1f} s; "
+            f"see `newsflow results show ID` or `newsflow results export`",
+            highlight=False,
+        )
     raise typer.Exit(1 if result.rejected or progress["failed"] else 0)
 
 
@@ -169,14 +191,22 @@ def _results_table(records: list[dict[str, Any]]) -> Table:
     for r in records:
         names = ", ".join(e["name"] for e in r["entities"][:3])
         status = r["status"] if r["status"] != "failed" else "[red]failed"
-        table.add_row(str(r["id"]), (r["title"] or "")[:60], r["agency"] or "", names,
-                      f"{len(r['summary']['sentences'])} sent.", status)
+        table.add_row(
+            str(r["id"]),
+            (r["title"] or "")[:60],
+            r["agency"] or "",
+            names,
+            f"{len(r['summary']['sentences'])} sent.",
+            status,
+        )
     return table
 
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to serve.")] = ",".join(QUEUES),
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to serve.")] = ",".join(
+        QUEUES
+    ),
     concurrency: Annotated[int, typer.Option(help="Worker processes (default: one per core).")] = 0,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
@@ -192,20 +222,35 @@ def worker(
     try:
         from worker.app import app as celery_app
     except ImportError as exc:
-        raise NewsflowError(f"the worker needs its extra: pip install 'newsflow[worker]' ({exc})") from exc
+        raise NewsflowError(
+            f"the worker needs its extra: pip install 'newsflow[worker]' ({exc})"
+        ) from exc
     celery_app.conf.broker_url = settings.broker()
-    celery_app.worker_main(["worker", "--queues", queues, "--loglevel", loglevel,
-                            "--concurrency", str(concurrency or os.cpu_count() or 1)])
+    celery_app.worker_main(
+        [
+            "worker",
+            "--queues",
+            queues,
+            "--loglevel",
+            loglevel,
+            "--concurrency",
+            str(concurrency or os.cpu_count() or 1),
+        ]
+    )
 
 
 @app.command()
 def broker(
-    persist: Annotated[bool, typer.Option(help="Keep queues on disk (AOF) across restarts.")] = True,
+    persist: Annotated[
+        bool, typer.Option(help="Keep queues on disk (AOF) across restarts.")
+    ] = True,
 ) -> None:
     """Keep the embedded Redis up (for `worker` and `submit` in other terminals) until Ctrl-C."""
     settings = _settings()
     if not settings.embedded:
-        raise NewsflowError("NEWSFLOW_BROKER_URL is set, so the embedded broker is not used; unset it")
+        raise NewsflowError(
+            "NEWSFLOW_BROKER_URL is set, so the embedded broker is not used; unset it"
+        )
     with EmbeddedRedis(settings.embedded_socket, persist=persist) as server:
         err.print(f"embedded Redis on {server.url}; Ctrl-C stops it", highlight=False)
         while server.process and server.process.poll() is None:
@@ -223,8 +268,13 @@ def _status_view(report: dict[str, Any]) -> Table:
         grid.add_row(f"[red]{report['broker']['error']}")
     else:
         grid.add_row(queues)
-        workers = ", ".join(f"{w['name']} ({w['concurrency']} proc, {w['active']} active)"
-                            for w in report["workers"]) or "none answered"
+        workers = (
+            ", ".join(
+                f"{w['name']} ({w['concurrency']} proc, {w['active']} active)"
+                for w in report["workers"]
+            )
+            or "none answered"
+        )
         grid.add_row(f"workers: {workers}")
     batches = Table(title="batches")
     for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress"):
@@ -232,8 +282,13 @@ def _status_view(report: dict[str, Any]) -> Table:
     for b in report["batches"]:
         share = (b["done"] + b["failed"]) / b["total"] if b["total"] else 1.0
         bar = "█" * int(share * 20) + "·" * (20 - int(share * 20))
-        batches.add_row(str(b["id"]), b["name"] or "", str(b["total"]),
-                        *(str(b[s]) for s in ARTICLE_STATUSES), f"{bar} {share:.0%}")
+        batches.add_row(
+            str(b["id"]),
+            b["name"] or "",
+            str(b["total"]),
+            *(str(b[s]) for s in ARTICLE_STATUSES),
+            f"{bar} {share:.0%}",
+        )
     grid.add_row(batches)
     if report["failures"]:
         failures = Table(title="latest failures")
@@ -268,7 +323,9 @@ def status(
 @app.command()
 def requeue(
     batch: BatchOption = None,
-    stage: Annotated[str | None, typer.Option(help=f"Only this stage ({', '.join(STAGES)}).")] = None,
+    stage: Annotated[
+        str | None, typer.Option(help=f"Only this stage ({', '.join(STAGES)}).")
+    ] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Also retry failed stages.")] = False,
 ) -> None:
     """Queue again, from the DB, what is not done (after a broker loss, say)."""
@@ -308,14 +365,18 @@ def results_show(article_id: int, as_json: JsonFlag = False) -> None:
     for column in ("name", "label", "count", "salience", "aliases"):
         entities.add_column(column)
     for e in record["entities"][:15]:
-        entities.add_row(e["name"], e["label"], str(e["count"]), f"{e['salience']:.3f}", ", ".join(e["aliases"]))
+        entities.add_row(
+            e["name"], e["label"], str(e["count"]), f"{e['salience']:.3f}", ", ".join(e["aliases"])
+        )
     out.print(entities)
     out.print("keyphrases: " + "; ".join(k["text"] for k in record["keyphrases"]), highlight=False)
     for caption in record["captions"]:
         out.print(f"caption: {caption}", highlight=False)
     for name, stage in record["stages"].items():
         error = f"  [red]{stage['error']}" if stage["error"] else ""
-        out.print(f"stage {name}: {stage['status']} {stage['seconds'] or 0:.3f} s{error}", highlight=False)
+        out.print(
+            f"stage {name}: {stage['status']} {stage['seconds'] or 0:.3f} s{error}", highlight=False
+        )
 
 
 @results_app.command("list")
@@ -331,12 +392,24 @@ def results_list(
     if status is not None and status not in ARTICLE_STATUSES:
         raise typer.BadParameter(f"unknown status {status!r}; choose from {list(ARTICLE_STATUSES)}")
     with session_scope(_settings().database_url) as session:
-        ids = results.article_ids(session, batch_id=batch, status=status, entity=entity,
-                                  limit=limit, offset=(page - 1) * limit)
+        ids = results.article_ids(
+            session,
+            batch_id=batch,
+            status=status,
+            entity=entity,
+            limit=limit,
+            offset=(page - 1) * limit,
+        )
         rows = [
-            {"id": r["id"], "batch_id": r["batch_id"], "status": r["status"], "title": r["title"],
-             "agency": r["agency"], "entities": [e["name"] for e in r["entities"][:3]],
-             "errors": {s: v["error"] for s, v in r["stages"].items() if v["error"]}}
+            {
+                "id": r["id"],
+                "batch_id": r["batch_id"],
+                "status": r["status"],
+                "title": r["title"],
+                "agency": r["agency"],
+                "entities": [e["name"] for e in r["entities"][:3]],
+                "errors": {s: v["error"] for s, v in r["stages"].items() if v["error"]},
+            }
             for r in results.records(session, ids, batch_id=batch)
         ]
     if as_json:
@@ -346,8 +419,14 @@ def results_list(
     for column in ("id", "batch", "status", "title", "agency", "entities"):
         table.add_column(column)
     for r in rows:
-        table.add_row(str(r["id"]), str(r["batch_id"]), r["status"], (r["title"] or "")[:60],
-                      r["agency"] or "", ", ".join(r["entities"]))
+        table.add_row(
+            str(r["id"]),
+            str(r["batch_id"]),
+            r["status"],
+            (r["title"] or "")[:60],
+            r["agency"] or "",
+            ", ".join(r["entities"]),
+        )
     out.print(table)
 
 
@@ -355,14 +434,20 @@ def results_list(
 def results_export(
     batch: BatchOption = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", help="File to write (default stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="File to write (default stdout).")
+    ] = None,
     status: Annotated[str | None, typer.Option(help="Only articles with this status.")] = None,
 ) -> None:
     """Every record, streamed (constant memory) as JSONL or one CSV row per article."""
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter("--format must be jsonl or csv")
     with ExitStack() as stack:
-        target = stack.enter_context(output.open("w", encoding="utf-8", newline="")) if output else sys.stdout
+        target = (
+            stack.enter_context(output.open("w", encoding="utf-8", newline=""))
+            if output
+            else sys.stdout
+        )
         session = stack.enter_context(session_scope(_settings().database_url))
         count = results.export(session, target, fmt=fmt, batch_id=batch, status=status)
     err.print(f"exported {count} records", highlight=False)
@@ -376,8 +461,10 @@ def results_search(
     """Articles that mention an entity."""
     with session_scope(_settings().database_url) as session:
         ids = results.article_ids(session, entity=entity, limit=500)
-        rows = [{"id": r["id"], "title": r["title"], "agency": r["agency"]}
-                for r in results.records(session, ids)]
+        rows = [
+            {"id": r["id"], "title": r["title"], "agency": r["agency"]}
+            for r in results.records(session, ids)
+        ]
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
@@ -401,7 +488,9 @@ def results_entities(
     for column in ("name", "label", "articles", "mentions", "salience"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["name"], r["label"], str(r["articles"]), str(r["mentions"]), f"{r['salience']:.3f}")
+        table.add_row(
+            r["name"], r["label"], str(r["articles"]), str(r["mentions"]), f"{r['salience']:.3f}"
+        )
     out.print(table)
 
 
@@ -431,8 +520,11 @@ def _friendly_errors() -> Iterator[None]:
         raise SystemExit(130) from None
     except Exception as exc:
         logging.getLogger("newsflow").info("unexpected error", exc_info=True)
-        err.print(f"[red]unexpected error:[/] {type(exc).__name__}: {mask_secrets(str(exc))} "
-                  "(run with --verbose for the traceback)", highlight=False)
+        err.print(
+            f"[red]unexpected error:[/] {type(exc).__name__}: {mask_secrets(str(exc))} "
+            "(run with --verbose for the traceback)",
+            highlight=False,
+        )
         raise SystemExit(2) from None
 
 

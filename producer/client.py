@@ -34,8 +34,9 @@ class Client:
         db.upgrade(self.settings.database_url)
         self._schema_ready = True
 
-    def submit(self, items: Iterable[Any], *, name: str | None = None,
-               resume_unfinished: bool = False) -> submit.SubmitResult:
+    def submit(
+        self, items: Iterable[Any], *, name: str | None = None, resume_unfinished: bool = False
+    ) -> submit.SubmitResult:
         """Submit dicts ({"text"|"html", "id", "title", ...}), paths, or a mix, as one batch."""
         if not self._schema_ready:
             self.upgrade()
@@ -49,9 +50,15 @@ class Client:
             raise KeyError(f"no batch {batch_id}")
         return found[0]
 
-    def wait(self, batch_id: int, *, timeout: float | None = None, poll: float = 0.5,
-             on_progress: Progress | None = None,
-             alive: Callable[[], bool] | None = None) -> dict[str, Any]:
+    def wait(
+        self,
+        batch_id: int,
+        *,
+        timeout: float | None = None,
+        poll: float = 0.5,
+        on_progress: Progress | None = None,
+        alive: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
         """Block until every article of the batch is done or failed; returns the counts.
 
         `alive` is checked on every poll: when it returns False (the workers died) the wait
@@ -70,25 +77,30 @@ class Client:
                 raise TimeoutError(f"batch {batch_id} not finished after {timeout} s: {progress}")
             time.sleep(poll)
 
-    def results(self, *, batch_id: int | None = None, status: str | None = None,
-                entity: str | None = None) -> Iterator[dict[str, Any]]:
+    def results(
+        self, *, batch_id: int | None = None, status: str | None = None, entity: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Output records, streamed a page at a time."""
         with session_scope(self.settings.database_url) as session:
-            yield from results.iter_records(session, batch_id=batch_id, status=status, entity=entity)
+            yield from results.iter_records(
+                session, batch_id=batch_id, status=status, entity=entity
+            )
 
     def record(self, article_id: int) -> dict[str, Any] | None:
         with session_scope(self.settings.database_url) as session:
             found = results.records(session, [article_id])
         return found[0] if found else None
 
-    def entities(self, *, batch_id: int | None = None, label: str | None = None,
-                 top: int = 20) -> list[dict[str, Any]]:
+    def entities(
+        self, *, batch_id: int | None = None, label: str | None = None, top: int = 20
+    ) -> list[dict[str, Any]]:
         with session_scope(self.settings.database_url) as session:
             return results.top_entities(session, batch_id=batch_id, label=label, top=top)
 
     def status(self, *, batch_id: int | None = None) -> dict[str, Any]:
         return monitor.status(self.settings, batch_id=batch_id)
 
-    def requeue(self, *, batch_id: int | None = None, stage: str | None = None,
-                failed: bool = False) -> dict[str, int]:
+    def requeue(
+        self, *, batch_id: int | None = None, stage: str | None = None, failed: bool = False
+    ) -> dict[str, int]:
         return submit.requeue(self.settings, batch_id, stage=stage, failed=failed)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import suppress
 from types import TracebackType
 
 from newsflow.config import Settings
@@ -34,8 +35,9 @@ class LocalWorkers:
             "--without-gossip", "--without-mingle",
         ]  # fmt: skip
         # A session of its own: Ctrl-C reaches us, and we stop the workers in order.
-        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         return self
 
     def alive(self) -> bool:
@@ -47,14 +49,10 @@ class LocalWorkers:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current chunk
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # pool children left behind, if any
-        except ProcessLookupError:
-            pass
         process.wait()
 
     def __enter__(self) -> LocalWorkers:

@@ -64,7 +64,9 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
     for batch in session.execute(batches).scalars():
         row = by_batch.get(batch.id)
         total = row.total if row else 0
-        failed, done, queued = (int(row.failed), int(row.done), int(row.queued)) if row else (0, 0, 0)
+        failed, done, queued = (
+            (int(row.failed), int(row.done), int(row.queued)) if row else (0, 0, 0)
+        )
         result.append(
             {
                 "id": batch.id,
@@ -82,20 +84,30 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
     return result
 
 
-def recent_failures(session: Session, *, batch_id: int | None = None, limit: int = 10) -> list[dict[str, Any]]:
-    query = select(Stage.article_id, Stage.stage, Stage.error, Stage.updated_at).where(Stage.status == FAILED)
+def recent_failures(
+    session: Session, *, batch_id: int | None = None, limit: int = 10
+) -> list[dict[str, Any]]:
+    query = select(Stage.article_id, Stage.stage, Stage.error, Stage.updated_at).where(
+        Stage.status == FAILED
+    )
     if batch_id is not None:
         members = select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
         query = query.where(Stage.article_id.in_(members))  # type: ignore[attr-defined]
     query = query.order_by(Stage.updated_at.desc()).limit(limit)  # type: ignore[attr-defined]
     return [
-        {"article_id": r.article_id, "stage": r.stage, "error": r.error,
-         "at": r.updated_at.isoformat(timespec="seconds")}
+        {
+            "article_id": r.article_id,
+            "stage": r.stage,
+            "error": r.error,
+            "at": r.updated_at.isoformat(timespec="seconds"),
+        }
         for r in session.execute(query)
     ]
 
 
-def status(settings: Settings, *, batch_id: int | None = None, with_workers: bool = True) -> dict[str, Any]:
+def status(
+    settings: Settings, *, batch_id: int | None = None, with_workers: bool = True
+) -> dict[str, Any]:
     """The `status --json` document. Batch figures come from the DB, so they survive any
     broker restart; an unreachable broker is reported, not fatal."""
     with session_scope(settings.database_url) as session:

@@ -34,11 +34,15 @@ def _grouped(session: Session, table: Any, ids: Sequence[int], *order: Any) -> d
     return groups
 
 
-def records(session: Session, ids: Sequence[int], *, batch_id: int | None = None) -> list[dict[str, Any]]:
+def records(
+    session: Session, ids: Sequence[int], *, batch_id: int | None = None
+) -> list[dict[str, Any]]:
     """Full output records of these articles, in the order of `ids`."""
     if not ids:
         return []
-    articles = {a.id: a for a in session.execute(select(Article).where(Article.id.in_(ids))).scalars()}  # type: ignore[union-attr]
+    articles = {
+        a.id: a for a in session.execute(select(Article).where(Article.id.in_(ids))).scalars()
+    }  # type: ignore[union-attr]
     statuses = _statuses(session, ids)
     stages = _grouped(session, Stage, ids, Stage.stage)
     entities = _grouped(session, Entity, ids, Entity.idx)
@@ -47,7 +51,9 @@ def records(session: Session, ids: Sequence[int], *, batch_id: int | None = None
     sentences = _grouped(session, SummarySentence, ids, SummarySentence.position)
     members: dict[int, BatchArticle] = {}
     if batch_id is not None:
-        query = select(BatchArticle).where(BatchArticle.batch_id == batch_id, BatchArticle.article_id.in_(ids))  # type: ignore[attr-defined]
+        query = select(BatchArticle).where(
+            BatchArticle.batch_id == batch_id, BatchArticle.article_id.in_(ids)
+        )  # type: ignore[attr-defined]
         members = {m.article_id: m for m in session.execute(query).scalars()}
     out = []
     for article_id in ids:
@@ -57,20 +63,40 @@ def records(session: Session, ids: Sequence[int], *, batch_id: int | None = None
         by_entity: dict[int, list[Mention]] = defaultdict(list)
         for m in mentions.get(article_id, []):
             by_entity[m.entity_idx].append(m)
-        out.append(_record(article, statuses.get(article_id, "queued"), members.get(article_id),
-                           stages.get(article_id, []), entities.get(article_id, []), by_entity,
-                           phrases.get(article_id, []), sentences.get(article_id, [])))
+        out.append(
+            _record(
+                article,
+                statuses.get(article_id, "queued"),
+                members.get(article_id),
+                stages.get(article_id, []),
+                entities.get(article_id, []),
+                by_entity,
+                phrases.get(article_id, []),
+                sentences.get(article_id, []),
+            )
+        )
     return out
 
 
 def _statuses(session: Session, ids: Sequence[int]) -> dict[int, str]:
     sub = article_status()
-    return dict(session.execute(select(sub.c.article_id, sub.c.status).where(sub.c.article_id.in_(ids))).all())  # type: ignore[arg-type]
+    return dict(
+        session.execute(
+            select(sub.c.article_id, sub.c.status).where(sub.c.article_id.in_(ids))
+        ).all()
+    )  # type: ignore[arg-type]
 
 
-def _record(article: Article, status: str, member: BatchArticle | None, stages: list[Stage],
-            entities: list[Entity], mentions: dict[int, list[Mention]], phrases: list[Keyphrase],
-            sentences: list[SummarySentence]) -> dict[str, Any]:
+def _record(
+    article: Article,
+    status: str,
+    member: BatchArticle | None,
+    stages: list[Stage],
+    entities: list[Entity],
+    mentions: dict[int, list[Mention]],
+    phrases: list[Keyphrase],
+    sentences: list[SummarySentence],
+) -> dict[str, Any]:
     extract = next((s for s in stages if s.stage == "extract"), None)
     dateline = (
         {"place": article.dateline_place, "date": article.dateline_date}
@@ -100,7 +126,9 @@ def _record(article: Article, status: str, member: BatchArticle | None, stages: 
                 "count": e.count,
                 "salience": e.salience,
                 "aliases": e.aliases or [],
-                "mentions": [{"start": m.start, "end": m.end, "text": m.text} for m in mentions[e.idx]],
+                "mentions": [
+                    {"start": m.start, "end": m.end, "text": m.text} for m in mentions[e.idx]
+                ],
             }
             for e in entities
         ],
@@ -116,14 +144,23 @@ def _record(article: Article, status: str, member: BatchArticle | None, stages: 
             s.stage: {"status": s.status, "error": s.error, "seconds": s.seconds}
             for s in sorted(stages, key=lambda s: STAGES.index(s.stage) if s.stage in STAGES else 9)
         },
-        "pipeline": {"version": extract.version if extract else None,
-                     "model": extract.model if extract else None},
+        "pipeline": {
+            "version": extract.version if extract else None,
+            "model": extract.model if extract else None,
+        },
     }
 
 
-def article_ids(session: Session, *, batch_id: int | None = None, status: str | None = None,
-                entity: str | None = None, after: int = 0, limit: int | None = None,
-                offset: int = 0) -> list[int]:
+def article_ids(
+    session: Session,
+    *,
+    batch_id: int | None = None,
+    status: str | None = None,
+    entity: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[int]:
     """Ids matching the filters, ascending, from `after` (keyset paging) or `offset`."""
     query = select(Article.id).where(Article.id > after).order_by(Article.id)  # type: ignore[union-attr, operator, arg-type]
     if batch_id is not None:
@@ -161,22 +198,30 @@ def entity_articles(name: str) -> Any:
     return by_name.union(by_mention)
 
 
-def iter_records(session: Session, *, batch_id: int | None = None, status: str | None = None,
-                 entity: str | None = None) -> Iterator[dict[str, Any]]:
+def iter_records(
+    session: Session,
+    *,
+    batch_id: int | None = None,
+    status: str | None = None,
+    entity: str | None = None,
+) -> Iterator[dict[str, Any]]:
     """Every matching record, a page at a time: constant memory whatever the table size."""
     after = 0
-    while ids := article_ids(session, batch_id=batch_id, status=status, entity=entity,
-                             after=after, limit=PAGE):
+    while ids := article_ids(
+        session, batch_id=batch_id, status=status, entity=entity, after=after, limit=PAGE
+    ):
         yield from records(session, ids, batch_id=batch_id)
         session.expunge_all()
         after = ids[-1]
 
 
-def top_entities(session: Session, *, batch_id: int | None = None, label: str | None = None,
-                 top: int = 20) -> list[dict[str, Any]]:
+def top_entities(
+    session: Session, *, batch_id: int | None = None, label: str | None = None, top: int = 20
+) -> list[dict[str, Any]]:
     """Entities across articles: in how many articles, how many mentions, mean salience."""
     query = select(
-        Entity.name, Entity.label,
+        Entity.name,
+        Entity.label,
         func.count(func.distinct(Entity.article_id)).label("articles"),
         func.sum(Entity.count).label("mentions"),
         func.avg(Entity.salience).label("salience"),
@@ -186,35 +231,68 @@ def top_entities(session: Session, *, batch_id: int | None = None, label: str | 
         query = query.where(Entity.article_id.in_(members))  # type: ignore[attr-defined]
     if label is not None:
         query = query.where(Entity.label == label.upper())
-    query = query.order_by(func.count(func.distinct(Entity.article_id)).desc(),
-                           func.sum(Entity.count).desc()).limit(top)
+    query = query.order_by(
+        func.count(func.distinct(Entity.article_id)).desc(), func.sum(Entity.count).desc()
+    ).limit(top)
     return [
-        {"name": r.name, "label": r.label, "articles": r.articles, "mentions": int(r.mentions),
-         "salience": round(float(r.salience), 4)}
+        {
+            "name": r.name,
+            "label": r.label,
+            "articles": r.articles,
+            "mentions": int(r.mentions),
+            "salience": round(float(r.salience), 4),
+        }
         for r in session.execute(query)
     ]
 
 
-CSV_FIELDS = ("id", "external_id", "batch_id", "status", "title", "byline", "dateline",
-              "agency", "language", "published", "url", "word_count", "entities",
-              "keyphrases", "summary", "errors")
+CSV_FIELDS = (
+    "id",
+    "external_id",
+    "batch_id",
+    "status",
+    "title",
+    "byline",
+    "dateline",
+    "agency",
+    "language",
+    "published",
+    "url",
+    "word_count",
+    "entities",
+    "keyphrases",
+    "summary",
+    "errors",
+)
 
 
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     """One flat row per article: top entities and keyphrases joined with '; '."""
     dateline = record["dateline"] or {}
     return {
-        **{k: record[k] for k in CSV_FIELDS if k in record and not isinstance(record[k], (dict, list))},
+        **{
+            k: record[k]
+            for k in CSV_FIELDS
+            if k in record and not isinstance(record[k], (dict, list))
+        },
         "dateline": ", ".join(v for v in (dateline.get("place"), dateline.get("date")) if v),
         "entities": "; ".join(f"{e['name']} ({e['label']})" for e in record["entities"][:10]),
         "keyphrases": "; ".join(k["text"] for k in record["keyphrases"]),
         "summary": record["summary"]["text"],
-        "errors": "; ".join(f"{name}: {s['error']}" for name, s in record["stages"].items() if s["error"]),
+        "errors": "; ".join(
+            f"{name}: {s['error']}" for name, s in record["stages"].items() if s["error"]
+        ),
     }
 
 
-def export(session: Session, out: IO[str], *, fmt: str = "jsonl", batch_id: int | None = None,
-           status: str | None = None) -> int:
+def export(
+    session: Session,
+    out: IO[str],
+    *,
+    fmt: str = "jsonl",
+    batch_id: int | None = None,
+    status: str | None = None,
+) -> int:
     """Stream records to `out` as JSONL or CSV; returns how many were written."""
     count = 0
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None

@@ -121,7 +121,9 @@ def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Rec
     )
 
 
-def read_jsonl_lines(lines: Iterable[bytes], *, source: str, limit: int) -> Iterator[Record | Rejected]:
+def read_jsonl_lines(
+    lines: Iterable[bytes], *, source: str, limit: int
+) -> Iterator[Record | Rejected]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -132,7 +134,9 @@ def read_jsonl_lines(lines: Iterable[bytes], *, source: str, limit: int) -> Iter
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             yield Rejected(
-                source, number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                source,
+                number,
+                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
             )
             continue
         try:
@@ -170,13 +174,20 @@ def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
         return
     kind = TEXT_SUFFIXES.get(suffix)
     if kind is None:
-        yield Rejected(source, None, f"unsupported file type {suffix or '(none)'!r}; "
-                       "expected .jsonl, .txt or .html")
+        yield Rejected(
+            source,
+            None,
+            f"unsupported file type {suffix or '(none)'!r}; expected .jsonl, .txt or .html",
+        )
         return
     size = path.stat().st_size
     if size > limit:
-        yield Rejected(source, None, f"file is {size:,} bytes, over the limit of {limit:,} bytes "
-                       "(raise NEWSFLOW_MAX_ARTICLE_BYTES to accept it)")
+        yield Rejected(
+            source,
+            None,
+            f"file is {size:,} bytes, over the limit of {limit:,} bytes "
+            "(raise NEWSFLOW_MAX_ARTICLE_BYTES to accept it)",
+        )
         return
     try:
         content = _decode(path.read_bytes(), kind)
@@ -232,4 +243,6 @@ def read_inputs(items: Iterable[Any], *, limit: int) -> Iterator[Record | Reject
         elif isinstance(item, (str, Path)):
             yield from read_path(item, limit=limit)
         else:
-            yield Rejected("<records>", index, f"expected a dict or a path, got {type(item).__name__}")
+            yield Rejected(
+                "<records>", index, f"expected a dict or a path, got {type(item).__name__}"
+            )

@@ -45,7 +45,9 @@ class SubmitResult:
             "batch_id": self.batch_id,
             "submitted": self.submitted,
             "duplicates": self.duplicates,
-            "rejected": [{"source": r.source, "line": r.line, "reason": r.reason} for r in self.rejected],
+            "rejected": [
+                {"source": r.source, "line": r.line, "reason": r.reason} for r in self.rejected
+            ],
         }
 
     @property
@@ -54,7 +56,9 @@ class SubmitResult:
 
 
 def content_hash(record: Record) -> str:
-    return hashlib.sha256(f"{record.kind}\0{record.content}".encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(
+        f"{record.kind}\0{record.content}".encode("utf-8", "surrogatepass")
+    ).hexdigest()
 
 
 def _slabs(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -80,15 +84,17 @@ def store_batch(
             assert batch.id is not None
             result = SubmitResult(batch_id=batch.id)
             accepted = 0
+            over_limit = (
+                f"over the limit of {settings.max_records:,} records per submit "
+                "(NEWSFLOW_MAX_RECORDS); submit the rest as another batch"
+            )
             for slab in _slabs(items, SLAB):
                 records = []
                 for item in slab:
                     if isinstance(item, Rejected):
                         result.rejected.append(item)
                     elif accepted >= settings.max_records:
-                        result.rejected.append(Rejected(item.source, None, (
-                            f"over the limit of {settings.max_records:,} records per submit "
-                            "(NEWSFLOW_MAX_RECORDS); submit the rest as another batch")))
+                        result.rejected.append(Rejected(item.source, None, over_limit))
                     else:
                         records.append(item)
                         accepted += 1
@@ -128,9 +134,12 @@ def _store_slab(session: Any, batch_id: int, records: list[Record]) -> tuple[lis
         }
         for digest, r in by_hash.items()
     ]
-    statement = insert(session, Article).values(rows).on_conflict_do_nothing(
-        index_elements=["content_hash"]
-    ).returning(Article.id)
+    statement = (
+        insert(session, Article)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["content_hash"])
+        .returning(Article.id)
+    )
     fresh = sorted(session.execute(statement).scalars())
     ids = dict(
         session.execute(
@@ -138,13 +147,18 @@ def _store_slab(session: Any, batch_id: int, records: list[Record]) -> tuple[lis
         ).all()
     )
     members = [
-        {"batch_id": batch_id, "article_id": ids[d], "external_id": r.external_id, "source": r.source}
+        {
+            "batch_id": batch_id,
+            "article_id": ids[d],
+            "external_id": r.external_id,
+            "source": r.source,
+        }
         for d, r in by_hash.items()
     ]
     session.execute(
-        insert(session, BatchArticle).values(members).on_conflict_do_nothing(
-            index_elements=["batch_id", "article_id"]
-        )
+        insert(session, BatchArticle)
+        .values(members)
+        .on_conflict_do_nothing(index_elements=["batch_id", "article_id"])
     )
     return fresh, len(records) - len(fresh)
 
@@ -213,6 +227,11 @@ def submit(
     else:
         enqueue(settings, "clean", chunked(new_ids, settings.chunk_size))
         result.queued = len(new_ids)
-    log.info("batch %s: %s submitted, %s duplicates, %s rejected", result.batch_id,
-             result.submitted, result.duplicates, len(result.rejected))
+    log.info(
+        "batch %s: %s submitted, %s duplicates, %s rejected",
+        result.batch_id,
+        result.submitted,
+        result.duplicates,
+        len(result.rejected),
+    )
     return result

@@ -130,7 +130,8 @@ class Stack:
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency",
              str(concurrency), "--loglevel", "INFO", "--queues", "clean,extract,summarize",
-             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
+             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h",
+             "--without-gossip", "--without-mingle"],
             env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -146,7 +147,9 @@ class Stack:
         self.worker = None
 
     def wait(self, batch_id: int, timeout: float = 180) -> dict[str, object]:
-        alive = (lambda: self.worker is not None and self.worker.poll() is None)
+        def alive() -> bool:
+            return self.worker is not None and self.worker.poll() is None
+
         try:
             return self.client.wait(batch_id, timeout=timeout, alive=alive)
         except (TimeoutError, RuntimeError):
@@ -161,8 +164,9 @@ def make_stack(database_url: str, broker_url: str, tmp: Path) -> Stack:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def stack(request: pytest.FixtureRequest, redis_base: str,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, redis_base: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """Per module and per (database, broker): real workers on a fresh database and Redis db."""
     tmp = tmp_path_factory.mktemp("stack")
     for url in fresh_database(request.param, tmp):

@@ -18,52 +18,89 @@ pytestmark = pytest.mark.integration
 NEWSFLOW = [sys.executable, "-m", "producer.cli"]
 
 
-def newsflow(*args: str, env: dict[str, str], cwd: Path, stdin: str | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def newsflow(
+    *args: str, env: dict[str, str], cwd: Path, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
-    return subprocess.run([*NEWSFLOW, *args], env={**clean_env, **env}, cwd=cwd, input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*NEWSFLOW, *args],
+        env={**clean_env, **env},
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _env(stack: Stack) -> dict[str, str]:
-    return {"NEWSFLOW_DATABASE_URL": stack.settings.database_url,
-            "NEWSFLOW_BROKER_URL": stack.settings.broker(), "COLUMNS": "200"}
+    return {
+        "NEWSFLOW_DATABASE_URL": stack.settings.database_url,
+        "NEWSFLOW_BROKER_URL": stack.settings.broker(),
+        "COLUMNS": "200",
+    }
 
 
 def test_submit_reports_bad_records_and_exits_1(stack: Stack, tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_text(
         json.dumps({"id": "good", "text": "The Brenner pass reopened to lorries on Monday."}) + "\n"
-        "{broken\n" + json.dumps({"id": "empty", "text": " "}) + "\n", encoding="utf-8")
+        "{broken\n" + json.dumps({"id": "empty", "text": " "}) + "\n",
+        encoding="utf-8",
+    )
     result = newsflow("submit", str(path), "--json", "--wait", env=_env(stack), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     report = json.loads(result.stdout)
     assert report["submitted"] == 1 and report["duplicates"] == 0
-    assert [(r["source"], r["line"]) for r in report["rejected"]] == [(str(path), 2), (str(path), 3)]
+    assert [(r["source"], r["line"]) for r in report["rejected"]] == [
+        (str(path), 2),
+        (str(path), 3),
+    ]
     assert report["rejected"][0]["reason"].startswith("malformed JSON")
 
-    shown = newsflow("results", "list", "--batch", str(report["batch_id"]), "--json",
-                     env=_env(stack), cwd=tmp_path)
+    shown = newsflow(
+        "results",
+        "list",
+        "--batch",
+        str(report["batch_id"]),
+        "--json",
+        env=_env(stack),
+        cwd=tmp_path,
+    )
     rows = json.loads(shown.stdout)
     assert [r["status"] for r in rows] == ["done"]
 
 
 def test_stdin_status_show_export_search(stack: Stack, tmp_path: Path) -> None:
-    story = ("GENEVA (Reuters) - Aid agencies led by Marta Kowalski asked donors for more money "
-             "on Tuesday.\n\nKowalski said the appeal covered food for six months.")
-    submitted = newsflow("submit", "-", "--wait", "--json", "--name", "stdin-batch",
-                         env=_env(stack), cwd=tmp_path, stdin=story)
+    story = (
+        "GENEVA (Reuters) - Aid agencies led by Marta Kowalski asked donors for more money "
+        "on Tuesday.\n\nKowalski said the appeal covered food for six months."
+    )
+    submitted = newsflow(
+        "submit",
+        "-",
+        "--wait",
+        "--json",
+        "--name",
+        "stdin-batch",
+        env=_env(stack),
+        cwd=tmp_path,
+        stdin=story,
+    )
     assert submitted.returncode == 0, submitted.stderr
     batch_id = json.loads(submitted.stdout)["batch_id"]
 
-    status = json.loads(newsflow("status", "--json", "--batch", str(batch_id), env=_env(stack),
-                                 cwd=tmp_path).stdout)
+    status = json.loads(
+        newsflow("status", "--json", "--batch", str(batch_id), env=_env(stack), cwd=tmp_path).stdout
+    )
     assert set(status["queues"]) == {"clean", "extract", "summarize"}
     assert status["batches"][0]["done"] == 1 and status["batches"][0]["name"] == "stdin-batch"
     assert status["workers"], "the running worker should answer"
 
-    exported = newsflow("results", "export", "--batch", str(batch_id), env=_env(stack), cwd=tmp_path)
+    exported = newsflow(
+        "results", "export", "--batch", str(batch_id), env=_env(stack), cwd=tmp_path
+    )
     record = json.loads(exported.stdout.splitlines()[0])
     assert record["agency"] == "Reuters" and record["dateline"]["place"] == "Geneva"
     article_id = record["id"]
@@ -71,30 +108,56 @@ def test_stdin_status_show_export_search(stack: Stack, tmp_path: Path) -> None:
     assert "Marta Kowalski" in shown.stdout and "stage extract: done" in shown.stdout
 
     out_file = tmp_path / "out.csv"
-    newsflow("results", "export", "--batch", str(batch_id), "--format", "csv", "--output",
-             str(out_file), env=_env(stack), cwd=tmp_path)
+    newsflow(
+        "results",
+        "export",
+        "--batch",
+        str(batch_id),
+        "--format",
+        "csv",
+        "--output",
+        str(out_file),
+        env=_env(stack),
+        cwd=tmp_path,
+    )
     rows = list(csv.DictReader(io.StringIO(out_file.read_text(encoding="utf-8"))))
     assert len(rows) == 1 and "Marta Kowalski (PERSON)" in rows[0]["entities"]
 
     for query in ("kowalski", "MARTA KOWALSKI", "Marta"):
-        found = json.loads(newsflow("results", "search", "--entity", query, "--json",
-                                    env=_env(stack), cwd=tmp_path).stdout)
+        found = json.loads(
+            newsflow(
+                "results", "search", "--entity", query, "--json", env=_env(stack), cwd=tmp_path
+            ).stdout
+        )
         assert article_id in [r["id"] for r in found], query
     for hostile in ("%", "_", "' OR 1=1 --", "Kowalski%"):
-        found = json.loads(newsflow("results", "search", "--entity", hostile, "--json",
-                                    env=_env(stack), cwd=tmp_path).stdout)
+        found = json.loads(
+            newsflow(
+                "results", "search", "--entity", hostile, "--json", env=_env(stack), cwd=tmp_path
+            ).stdout
+        )
         assert found == [], hostile
 
-    top = json.loads(newsflow("results", "entities", "--batch", str(batch_id), "--json",
-                              env=_env(stack), cwd=tmp_path).stdout)
+    top = json.loads(
+        newsflow(
+            "results", "entities", "--batch", str(batch_id), "--json", env=_env(stack), cwd=tmp_path
+        ).stdout
+    )
     assert top[0]["name"] == "Marta Kowalski" and top[0]["mentions"] == 2
 
 
 def test_unreachable_services_get_a_clear_masked_error(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Some story text.", encoding="utf-8")
-    no_db = newsflow("--db", "postgresql+psycopg://newsflow:s3cret@127.0.0.1:9/nowhere",
-                     "--broker", "redis://:hunter2@127.0.0.1:9/0", "submit", "a.txt",
-                     env={}, cwd=tmp_path)
+    no_db = newsflow(
+        "--db",
+        "postgresql+psycopg://newsflow:s3cret@127.0.0.1:9/nowhere",
+        "--broker",
+        "redis://:hunter2@127.0.0.1:9/0",
+        "submit",
+        "a.txt",
+        env={},
+        cwd=tmp_path,
+    )
     assert no_db.returncode == 2
     assert "Traceback" not in no_db.stderr
     assert "s3cret" not in no_db.stderr + no_db.stdout
@@ -105,11 +168,21 @@ def test_unreachable_services_get_a_clear_masked_error(tmp_path: Path) -> None:
     unmigrated = newsflow("--db", db, "results", "list", env={}, cwd=tmp_path)
     assert unmigrated.returncode == 2 and "run `newsflow db upgrade`" in unmigrated.stderr
     assert newsflow("--db", db, "db", "upgrade", env={}, cwd=tmp_path).returncode == 0
-    status = newsflow("--db", db, "--broker", "redis://:hunter2@127.0.0.1:9/0", "status",
-                      "--json", env={}, cwd=tmp_path)
+    status = newsflow(
+        "--db",
+        db,
+        "--broker",
+        "redis://:hunter2@127.0.0.1:9/0",
+        "status",
+        "--json",
+        env={},
+        cwd=tmp_path,
+    )
     report = json.loads(status.stdout)
-    assert report["batches"] == [] and "cannot reach Redis at redis://:***@127.0.0.1:9/0" in \
-        report["broker"]["error"]
+    assert (
+        report["batches"] == []
+        and "cannot reach Redis at redis://:***@127.0.0.1:9/0" in report["broker"]["error"]
+    )
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -128,8 +201,9 @@ def test_run_on_the_embedded_default_leaves_nothing_behind(tmp_path: Path) -> No
     inputs = [str(ROOT / "examples")]
     if (SHARED / "samples").exists():
         inputs.append(str(SHARED / "samples"))
-    result = newsflow("run", *inputs, "--workers", "2", env={"COLUMNS": "200"}, cwd=tmp_path,
-                      timeout=600)
+    result = newsflow(
+        "run", *inputs, "--workers", "2", env={"COLUMNS": "200"}, cwd=tmp_path, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "newsflow results" in result.stdout
     assert "Port of Valmera reopens" in result.stdout

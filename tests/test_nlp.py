@@ -10,7 +10,8 @@ from worker.summarize import split_sentences, summarize
 STORY = (
     "Foreign Minister Mevlut Cavusoglu met Greek Prime Minister Kyriakos Mitsotakis in Athens "
     "on Tuesday to discuss energy links between Turkey and Greece.\n\n"
-    "Cavusoglu said the talks were frank. Mitsotakis said Greece wanted a pipeline deal by June.\n\n"
+    "Cavusoglu said the talks were frank. "
+    "Mitsotakis said Greece wanted a pipeline deal by June.\n\n"
     "Cavusoglu later flew to Ankara, where he briefed the cabinet."
 )
 
@@ -62,7 +63,9 @@ def test_sentences_never_cross_paragraphs_and_offsets_hold() -> None:
     text = "First paragraph ends here without a stop\n\nSecond one starts. And goes on."
     sentences = split_sentences(get_sentencizer(), text)
     assert [s.text for s in sentences] == [
-        "First paragraph ends here without a stop", "Second one starts.", "And goes on."
+        "First paragraph ends here without a stop",
+        "Second one starts.",
+        "And goes on.",
     ]
     assert all(text[s.start : s.end] == s.text for s in sentences)
 

@@ -62,7 +62,9 @@ def test_every_article_is_done_with_all_stages(examples_batch: tuple[int, dict[s
             assert text[sentence["start"] : sentence["end"]] == sentence["text"]
 
 
-def test_wire_examples_come_out_with_their_fields(examples_batch: tuple[int, dict[str, Any]]) -> None:
+def test_wire_examples_come_out_with_their_fields(
+    examples_batch: tuple[int, dict[str, Any]],
+) -> None:
     _, records = examples_batch
     reuters = records["harbor_reuters.txt"]
     assert reuters["title"] == "Port of Valmera reopens after week-long dockworkers' strike"
@@ -94,8 +96,12 @@ def test_xinhua_sample_record_field_by_field(examples_batch: tuple[int, dict[str
     assert "/Xinhua Photo" not in record["text"]
     assert record["agency"] == "Xinhua"
     people = {e["name"]: e for e in record["entities"] if e["label"] == "PERSON"}
-    for name, count in (("Xi Jinping", 6), ("Vladimir Putin", 3), ("Li Keqiang", 3),
-                        ("Dmitry Medvedev", 4)):
+    for name, count in (
+        ("Xi Jinping", 6),
+        ("Vladimir Putin", 3),
+        ("Li Keqiang", 3),
+        ("Dmitry Medvedev", 4),
+    ):
         assert people[name]["count"] == count, name
     for short in ("Xi", "Putin", "Li", "Medvedev"):
         assert short not in people  # one entity per person, under the full name
@@ -106,9 +112,10 @@ def test_xinhua_sample_record_field_by_field(examples_batch: tuple[int, dict[str
         assert sentence["text"] in record["text"]
 
 
-def test_resubmitting_processes_nothing_again(stack: Stack,
-                                              examples_batch: tuple[int, dict[str, Any]]) -> None:
-    first_id, first = examples_batch
+def test_resubmitting_processes_nothing_again(
+    stack: Stack, examples_batch: tuple[int, dict[str, Any]]
+) -> None:
+    _, first = examples_batch
     before = _table_counts(stack)
     again = stack.client.submit([ROOT / "examples"] + ([XINHUA] if XINHUA.exists() else []))
     assert again.duplicates == again.submitted == len(first)
@@ -118,8 +125,9 @@ def test_resubmitting_processes_nothing_again(stack: Stack,
     assert _table_counts(stack) == before
 
 
-def test_a_redelivered_message_changes_nothing(stack: Stack,
-                                               examples_batch: tuple[int, dict[str, Any]]) -> None:
+def test_a_redelivered_message_changes_nothing(
+    stack: Stack, examples_batch: tuple[int, dict[str, Any]]
+) -> None:
     batch_id, first = examples_batch
     before = _table_counts(stack)
     ids = sorted(r["id"] for r in first.values())
@@ -129,7 +137,9 @@ def test_a_redelivered_message_changes_nothing(stack: Stack,
 
     def settled() -> bool:
         with session_scope(stack.settings.database_url) as session:
-            attempts = session.execute(select(func.min(Stage.attempts)).where(Stage.article_id.in_(ids))).scalar_one()
+            attempts = session.execute(
+                select(func.min(Stage.attempts)).where(Stage.article_id.in_(ids))
+            ).scalar_one()
         queued = sum(client.llen(q) for q in ("clean", "extract", "summarize"))
         return attempts >= 3 and queued == 0 and stack.client.progress(batch_id)["done"] == len(ids)
 
@@ -145,11 +155,19 @@ def test_a_redelivered_message_changes_nothing(stack: Stack,
 
 
 def test_one_bad_article_fails_alone_with_its_reason(stack: Stack) -> None:
-    batch = stack.client.submit([
-        {"id": "ok-1", "text": "The mayor of Dunmore opened a new bridge on Friday, officials said."},
-        {"id": "bad", "html": "<html><script>var x = 1;</script><style>p {}</style></html>"},
-        {"id": "ok-2", "text": "Farmers in the Tarn valley began the grape harvest two weeks early."},
-    ])
+    batch = stack.client.submit(
+        [
+            {
+                "id": "ok-1",
+                "text": "The mayor of Dunmore opened a new bridge on Friday, officials said.",
+            },
+            {"id": "bad", "html": "<html><script>var x = 1;</script><style>p {}</style></html>"},
+            {
+                "id": "ok-2",
+                "text": "Farmers in the Tarn valley began the grape harvest two weeks early.",
+            },
+        ]
+    )
     progress = stack.wait(batch.id)
     assert (progress["done"], progress["failed"]) == (2, 1)
     records = _by_external_id(stack, batch.id)
@@ -165,8 +183,13 @@ def test_requeue_rebuilds_lost_queues_from_the_database(stack: Stack, tmp_path: 
     stack.stop_worker()
     try:
         batch = stack.client.submit(
-            [{"id": f"r{i}", "text": f"Story number {i} says the town of Elmsford voted on item {i}."}
-             for i in range(10)]
+            [
+                {
+                    "id": f"r{i}",
+                    "text": f"Story number {i} says the town of Elmsford voted on item {i}.",
+                }
+                for i in range(10)
+            ]
         )
         redis_client(stack.settings.broker()).flushdb()  # the broker loses every message
         assert stack.client.progress(batch.id)["queued"] == 10

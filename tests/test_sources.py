@@ -34,7 +34,8 @@ def test_jsonl_bad_lines_are_reported_and_good_ones_kept(tmp_path: Path) -> None
     good = [o for o in outcomes if isinstance(o, Record)]
     bad = {o.line: o.reason for o in outcomes if isinstance(o, Rejected)}
     assert [(r.kind, r.external_id, r.source) for r in good] == [
-        ("text", "1", f"{path}:1"), ("html", None, f"{path}:12")
+        ("text", "1", f"{path}:1"),
+        ("html", None, f"{path}:12"),
     ]
     assert bad[2].startswith("malformed JSON")
     assert "missing 'text' or 'html'" in bad[3]
@@ -70,6 +71,8 @@ def test_folder_reads_articles_and_reports_files_it_cannot(tmp_path: Path) -> No
 
 def test_passwords_are_masked() -> None:
     assert mask_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
-    assert mask_url("postgresql+psycopg://user:pa%40ss@db/x") == "postgresql+psycopg://user:***@db/x"
+    assert (
+        mask_url("postgresql+psycopg://user:pa%40ss@db/x") == "postgresql+psycopg://user:***@db/x"
+    )
     assert mask_url("sqlite:///newsflow.db") == "sqlite:///newsflow.db"
     assert "s3cret" not in mask_secrets("failed: redis://u:s3cret@h:1/0 refused")
