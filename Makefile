@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## process examples/ end to end: embedded Redis, local workers, SQLite
 	$(BIN)/newsflow run examples
 
-test: $(STAMP)  ## lint, then the whole test suite
+test: $(STAMP)  ## lint and type-check, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -90,7 +90,7 @@ def queue_depths(settings: Settings) -> dict[str, dict[str, int]]:
     return depths
 
 
-def _routing_key(raw: bytes) -> str | None:
+def _routing_key(raw: bytes | str) -> str | None:
     try:
         value: Any = json.loads(raw)
         return str(value[2])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, select
-from sqlmodel import Session
+from sqlalchemy import case, func
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col, select
 
 from newsflow.config import Settings, mask_url
 from newsflow.contract import DONE, FAILED, QUEUED, RUNNING, STAGES
@@ -17,18 +18,18 @@ from producer import broker
 
 def article_status() -> Any:
     """A subquery of (article_id, status), the status derived from the article's stages."""
-    failed = func.sum(case((Stage.status == FAILED, 1), else_=0))
-    done = func.sum(case((Stage.status == DONE, 1), else_=0))
+    failed = func.sum(case((col(Stage.status) == FAILED, 1), else_=0))
+    done = func.sum(case((col(Stage.status) == DONE, 1), else_=0))
     status = case(
         (failed > 0, FAILED),
         (done >= len(STAGES), DONE),
-        (func.count(Stage.stage) == 0, QUEUED),
+        (func.count(col(Stage.stage)) == 0, QUEUED),
         else_=RUNNING,
     )
     return (
-        select(Article.id.label("article_id"), status.label("status"))  # type: ignore[union-attr]
-        .outerjoin(Stage, Stage.article_id == Article.id)
-        .group_by(Article.id)  # type: ignore[arg-type]
+        select(col(Article.id).label("article_id"), status.label("status"))
+        .outerjoin(Stage, col(Stage.article_id) == col(Article.id))
+        .group_by(col(Article.id))
         .subquery()
     )
 
@@ -36,20 +37,20 @@ def article_status() -> Any:
 def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[str, Any]]:
     """Per batch: total articles and how many are queued, processing, done, failed."""
     per_article = (
-        select(
-            BatchArticle.batch_id,
-            BatchArticle.article_id,
-            func.sum(case((Stage.status == FAILED, 1), else_=0)).label("failed"),
-            func.sum(case((Stage.status == DONE, 1), else_=0)).label("done"),
-            func.count(Stage.stage).label("stages"),
+        select_columns(
+            col(BatchArticle.batch_id),
+            col(BatchArticle.article_id),
+            func.sum(case((col(Stage.status) == FAILED, 1), else_=0)).label("failed"),
+            func.sum(case((col(Stage.status) == DONE, 1), else_=0)).label("done"),
+            func.count(col(Stage.stage)).label("stages"),
         )
-        .outerjoin(Stage, Stage.article_id == BatchArticle.article_id)
-        .group_by(BatchArticle.batch_id, BatchArticle.article_id)  # type: ignore[arg-type]
+        .outerjoin(Stage, col(Stage.article_id) == col(BatchArticle.article_id))
+        .group_by(col(BatchArticle.batch_id), col(BatchArticle.article_id))
     )
     if batch_id is not None:
-        per_article = per_article.where(BatchArticle.batch_id == batch_id)
+        per_article = per_article.where(col(BatchArticle.batch_id) == batch_id)
     sub = per_article.subquery()
-    counts = select(
+    counts = select_columns(
         sub.c.batch_id,
         func.count().label("total"),
         func.sum(case((sub.c.failed > 0, 1), else_=0)).label(FAILED),
@@ -57,9 +58,9 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
         func.sum(case((sub.c.stages == 0, 1), else_=0)).label(QUEUED),
     ).group_by(sub.c.batch_id)
     by_batch = {row.batch_id: row for row in session.execute(counts)}
-    batches = select(Batch).order_by(Batch.id)  # type: ignore[arg-type]
+    batches = select(Batch).order_by(col(Batch.id))
     if batch_id is not None:
-        batches = batches.where(Batch.id == batch_id)
+        batches = batches.where(col(Batch.id) == batch_id)
     result = []
     for batch in session.execute(batches).scalars():
         row = by_batch.get(batch.id)
@@ -87,13 +88,13 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
 def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[dict[str, Any]]:
-    query = select(Stage.article_id, Stage.stage, Stage.error, Stage.updated_at).where(
-        Stage.status == FAILED
-    )
+    query = select(
+        col(Stage.article_id), col(Stage.stage), col(Stage.error), col(Stage.updated_at)
+    ).where(col(Stage.status) == FAILED)
     if batch_id is not None:
-        members = select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
-        query = query.where(Stage.article_id.in_(members))  # type: ignore[attr-defined]
-    query = query.order_by(Stage.updated_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
+        query = query.where(col(Stage.article_id).in_(members))
+    query = query.order_by(col(Stage.updated_at).desc()).limit(limit)
     return [
         {
             "article_id": r.article_id,

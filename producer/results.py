@@ -8,8 +8,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from sqlalchemy import func, or_, select
-from sqlmodel import Session
+from sqlalchemy import func, or_
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col, select
 
 from newsflow.contract import STAGES
 from newsflow.models import (
@@ -41,19 +42,19 @@ def records(
     if not ids:
         return []
     articles = {
-        a.id: a for a in session.execute(select(Article).where(Article.id.in_(ids))).scalars()
-    }  # type: ignore[union-attr]
+        a.id: a for a in session.execute(select(Article).where(col(Article.id).in_(ids))).scalars()
+    }
     statuses = _statuses(session, ids)
-    stages = _grouped(session, Stage, ids, Stage.stage)
-    entities = _grouped(session, Entity, ids, Entity.idx)
-    mentions = _grouped(session, Mention, ids, Mention.entity_idx, Mention.idx)
-    phrases = _grouped(session, Keyphrase, ids, Keyphrase.rank)
-    sentences = _grouped(session, SummarySentence, ids, SummarySentence.position)
+    stages = _grouped(session, Stage, ids, col(Stage.stage))
+    entities = _grouped(session, Entity, ids, col(Entity.idx))
+    mentions = _grouped(session, Mention, ids, col(Mention.entity_idx), col(Mention.idx))
+    phrases = _grouped(session, Keyphrase, ids, col(Keyphrase.rank))
+    sentences = _grouped(session, SummarySentence, ids, col(SummarySentence.position))
     members: dict[int, BatchArticle] = {}
     if batch_id is not None:
         query = select(BatchArticle).where(
-            BatchArticle.batch_id == batch_id, BatchArticle.article_id.in_(ids)
-        )  # type: ignore[attr-defined]
+            col(BatchArticle.batch_id) == batch_id, col(BatchArticle.article_id).in_(ids)
+        )
         members = {m.article_id: m for m in session.execute(query).scalars()}
     out = []
     for article_id in ids:
@@ -84,7 +85,7 @@ def _statuses(session: Session, ids: Sequence[int]) -> dict[int, str]:
         session.execute(
             select(sub.c.article_id, sub.c.status).where(sub.c.article_id.in_(ids))
         ).all()
-    )  # type: ignore[arg-type]
+    )
 
 
 def _record(
@@ -162,15 +163,17 @@ def article_ids(
     offset: int = 0,
 ) -> list[int]:
     """Ids matching the filters, ascending, from `after` (keyset paging) or `offset`."""
-    query = select(Article.id).where(Article.id > after).order_by(Article.id)  # type: ignore[union-attr, operator, arg-type]
+    query = select(col(Article.id)).where(col(Article.id) > after).order_by(col(Article.id))
     if batch_id is not None:
-        members = select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
-        query = query.where(Article.id.in_(members))  # type: ignore[union-attr]
+        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
+        query = query.where(col(Article.id).in_(members))
     if status is not None:
         sub = article_status()
-        query = query.where(Article.id.in_(select(sub.c.article_id).where(sub.c.status == status)))  # type: ignore[union-attr]
+        query = query.where(
+            col(Article.id).in_(select(sub.c.article_id).where(sub.c.status == status))
+        )
     if entity is not None:
-        query = query.where(Article.id.in_(entity_articles(entity)))  # type: ignore[union-attr]
+        query = query.where(col(Article.id).in_(entity_articles(entity)))
     if offset:
         query = query.offset(offset)
     if limit is not None:
@@ -187,14 +190,14 @@ def entity_articles(name: str) -> Any:
     it, or any mention's text), case-insensitive."""
     needle = name.strip().casefold()
     escaped = _like_escape(needle)
-    by_name = select(Entity.article_id).where(
+    by_name = select(col(Entity.article_id)).where(
         or_(
-            Entity.name_lower == needle,
-            Entity.name_lower.like(f"{escaped} %", escape="\\"),  # type: ignore[attr-defined]
-            Entity.name_lower.like(f"% {escaped}", escape="\\"),  # type: ignore[attr-defined]
+            col(Entity.name_lower) == needle,
+            col(Entity.name_lower).like(f"{escaped} %", escape="\\"),
+            col(Entity.name_lower).like(f"% {escaped}", escape="\\"),
         )
     )
-    by_mention = select(Mention.article_id).where(func.lower(Mention.text) == needle)
+    by_mention = select(col(Mention.article_id)).where(func.lower(col(Mention.text)) == needle)
     return by_name.union(by_mention)
 
 
@@ -219,20 +222,20 @@ def top_entities(
     session: Session, *, batch_id: int | None = None, label: str | None = None, top: int = 20
 ) -> list[dict[str, Any]]:
     """Entities across articles: in how many articles, how many mentions, mean salience."""
-    query = select(
-        Entity.name,
-        Entity.label,
-        func.count(func.distinct(Entity.article_id)).label("articles"),
-        func.sum(Entity.count).label("mentions"),
-        func.avg(Entity.salience).label("salience"),
-    ).group_by(Entity.name, Entity.label)
+    query = select_columns(
+        col(Entity.name),
+        col(Entity.label),
+        func.count(func.distinct(col(Entity.article_id))).label("articles"),
+        func.sum(col(Entity.count)).label("mentions"),
+        func.avg(col(Entity.salience)).label("salience"),
+    ).group_by(col(Entity.name), col(Entity.label))
     if batch_id is not None:
-        members = select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
-        query = query.where(Entity.article_id.in_(members))  # type: ignore[attr-defined]
+        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
+        query = query.where(col(Entity.article_id).in_(members))
     if label is not None:
-        query = query.where(Entity.label == label.upper())
+        query = query.where(col(Entity.label) == label.upper())
     query = query.order_by(
-        func.count(func.distinct(Entity.article_id)).desc(), func.sum(Entity.count).desc()
+        func.count(func.distinct(col(Entity.article_id))).desc(), func.sum(col(Entity.count)).desc()
     ).limit(top)
     return [
         {

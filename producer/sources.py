@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -60,11 +60,6 @@ class InputRecord(BaseModel):
     url: StrictStr | None = None
     published: StrictStr | None = None
     source: StrictStr | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id_as_text(cls, value: str | int | None) -> str | None:
-        return None if value is None else str(value)
 
 
 def _content_problem(content: str, limit: int) -> str | None:
@@ -113,7 +108,7 @@ def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Rec
         kind=kind,
         content=content,
         source=where,
-        external_id=item.id,
+        external_id=None if item.id is None else str(item.id),
         title=item.title,
         url=item.url,
         published=item.published,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
 
 from newsflow.config import Settings, mask_secrets, mask_url
 from newsflow.contract import AFTER_CLEAN, DONE, FAILED
@@ -138,12 +138,14 @@ def _store_slab(session: Any, batch_id: int, records: list[Record]) -> tuple[lis
         insert(session, Article)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["content_hash"])
-        .returning(Article.id)
+        .returning(col(Article.id))
     )
     fresh = sorted(session.execute(statement).scalars())
     ids = dict(
         session.execute(
-            select(Article.content_hash, Article.id).where(Article.content_hash.in_(by_hash))  # type: ignore[attr-defined]
+            select(col(Article.content_hash), col(Article.id)).where(
+                col(Article.content_hash).in_(by_hash)
+            )
         ).all()
     )
     members = [
@@ -174,12 +176,14 @@ def unfinished(
     """
     with session_scope(settings.database_url) as session:
         members = (
-            select(Article.id)
+            select(col(Article.id))
             if batch_id is None
-            else select(BatchArticle.article_id).where(BatchArticle.batch_id == batch_id)
+            else select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
         )
         rows = session.execute(
-            select(Stage.article_id, Stage.stage, Stage.status).where(Stage.article_id.in_(members))  # type: ignore[attr-defined]
+            select(col(Stage.article_id), col(Stage.stage), col(Stage.status)).where(
+                col(Stage.article_id).in_(members)
+            )
         )
         status = {(row.article_id, row.stage): row.status for row in rows}
         ids = sorted(session.execute(members).scalars())

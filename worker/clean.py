@@ -198,10 +198,11 @@ def _html_to_text(html: str) -> tuple[str, dict[str, Any]]:
     document = trafilatura.bare_extraction(
         html, with_metadata=True, include_comments=False, include_tables=False
     )
-    if document is None or not (document.text or "").strip():
+    text = getattr(document, "text", None) or ""
+    if not text.strip():
         raise PermanentError("no article text found in the HTML (only markup, scripts or styles)")
     meta = {key: getattr(document, key, None) for key in ("title", "author", "date", "sitename")}
-    return document.text, meta
+    return text, meta
 
 
 class _Cleaner:

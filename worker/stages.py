@@ -32,10 +32,11 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _attempt(article_id: int, work: Callable[[], Any]) -> Outcome:
+def _attempt(article_id: int, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
+    """Run `work` for one article, timing it; an exception becomes the article's error."""
     started = time.perf_counter()
     try:
-        output = work()
+        output = work(*args, **kwargs)
     except Exception as exc:
         if not isinstance(exc, PermanentError):
             log.exception("article %s failed", article_id)
@@ -49,7 +50,7 @@ def run_clean(url: str, article_ids: Sequence[int]) -> list[int]:
         store.mark_running(session, stage="clean", article_ids=article_ids)
         articles = store.load_raw(session, article_ids)
     outcomes = [
-        _attempt(a.id, lambda a=a: clean_article(a.raw, kind=a.kind, title=a.given_title))  # type: ignore[misc, arg-type]
+        _attempt(a.id or 0, clean_article, a.raw, kind=a.kind, title=a.given_title)
         for a in articles
     ]
     with session_scope(url) as session:
@@ -77,6 +78,17 @@ def _docs(nlp: Any, texts: list[str]) -> Iterator[tuple[Any, float, BaseExceptio
             yield None, time.perf_counter() - started, exc
 
 
+def _annotate(doc: Any, title: str | None, settings: Any) -> tuple[list[Any], list[Any]]:
+    return (
+        extract_entities(doc, title=title, numeric=settings.numeric_entities),
+        extract_keyphrases(doc, top=settings.keyphrases),
+    )
+
+
+def _summary(sentencizer: Any, text: str, title: str | None, length: int) -> list[Any]:
+    return summarize(split_sentences(sentencizer, text), title=title, length=length, text=text)
+
+
 def run_extract(url: str, article_ids: Sequence[int]) -> int:
     """Entities and keyphrases of the cleaned articles; returns how many were stored."""
     settings = get_settings()
@@ -92,13 +104,7 @@ def run_extract(url: str, article_ids: Sequence[int]) -> int:
             if error is not None:
                 outcomes.append(Outcome(article_id, seconds, error=describe(error)))
                 continue
-            outcome = _attempt(
-                article_id,
-                lambda doc=doc, title=title: (
-                    extract_entities(doc, title=title, numeric=settings.numeric_entities),
-                    extract_keyphrases(doc, top=settings.keyphrases),
-                ),
-            )
+            outcome = _attempt(article_id, _annotate, doc, title, settings)
             outcome.seconds += seconds
             outcomes.append(outcome)
     with session_scope(url) as session:
@@ -114,12 +120,7 @@ def run_summarize(url: str, article_ids: Sequence[int]) -> int:
         store.mark_running(session, stage="summarize", article_ids=[r[0] for r in rows])
     sentencizer = get_sentencizer()
     outcomes = [
-        _attempt(
-            article_id,
-            lambda text=text, title=title: summarize(
-                split_sentences(sentencizer, text), title=title, length=length, text=text
-            ),
-        )
+        _attempt(article_id, _summary, sentencizer, text, title, length)
         for article_id, text, title in rows
     ]
     with session_scope(url) as session:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlmodel import Session
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
 
 from newsflow import __version__
 from newsflow.contract import DONE, FAILED, RUNNING
@@ -30,17 +30,19 @@ class Outcome:
 
 
 def load_raw(session: Session, article_ids: Sequence[int]) -> list[Article]:
-    rows = session.execute(select(Article).where(Article.id.in_(article_ids)))  # type: ignore[union-attr]
+    rows = session.execute(select(Article).where(col(Article.id).in_(article_ids)))
     return list(rows.scalars())
 
 
 def load_clean(session: Session, article_ids: Sequence[int]) -> list[tuple[int, str, str | None]]:
     """(id, text, title) of the articles whose clean stage is done."""
     query = (
-        select(Article.id, Article.text, Article.title)
-        .join(Stage, Stage.article_id == Article.id)
-        .where(Article.id.in_(article_ids), Stage.stage == "clean", Stage.status == DONE)  # type: ignore[union-attr]
-        .order_by(Article.id)
+        select(col(Article.id), col(Article.text), col(Article.title))
+        .join(Stage, col(Stage.article_id) == col(Article.id))
+        .where(
+            col(Article.id).in_(article_ids), col(Stage.stage) == "clean", col(Stage.status) == DONE
+        )
+        .order_by(col(Article.id))
     )
     return [(row[0], row[1] or "", row[2]) for row in session.execute(query)]
 
@@ -58,7 +60,7 @@ def mark_running(session: Session, *, stage: str, article_ids: Sequence[int]) ->
         index_elements=["article_id", "stage"],
         set_={
             "status": RUNNING,
-            "attempts": Stage.attempts + 1,
+            "attempts": col(Stage.attempts) + 1,
             "updated_at": statement.excluded.updated_at,
         },
     )
@@ -118,7 +120,7 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
         }
         if c.published:
             values["published"] = c.published
-        session.execute(update(Article).where(Article.id == o.article_id).values(**values))  # type: ignore[arg-type]
+        session.execute(update(Article).where(col(Article.id) == o.article_id).values(**values))
     save_stages(session, stage="clean", outcomes=outcomes)
 
 
@@ -126,8 +128,10 @@ def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -
     """Replace the entities, mentions and keyphrases of these articles."""
     ids = [o.article_id for o in outcomes]
     for table in (Mention, Entity, Keyphrase):
-        session.execute(delete(table).where(table.article_id.in_(ids)))  # type: ignore[attr-defined]
-    entities, mentions, phrases = [], [], []
+        session.execute(delete(table).where(col(table.article_id).in_(ids)))
+    entities: list[dict[str, Any]] = []
+    mentions: list[dict[str, Any]] = []
+    phrases: list[dict[str, Any]] = []
     for o in outcomes:
         if o.error:
             continue
@@ -169,7 +173,7 @@ def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -
 def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
     """Replace the summary sentences of these articles."""
     ids = [o.article_id for o in outcomes]
-    session.execute(delete(SummarySentence).where(SummarySentence.article_id.in_(ids)))  # type: ignore[attr-defined]
+    session.execute(delete(SummarySentence).where(col(SummarySentence.article_id).in_(ids)))
     rows = [
         {
             "article_id": o.article_id,

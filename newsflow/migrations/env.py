@@ -7,7 +7,7 @@ from newsflow import models  # noqa: F401  (registers the tables on SQLModel.met
 from newsflow.db import get_engine
 
 config = context.config
-url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+url = str(config.attributes.get("url") or config.get_main_option("sqlalchemy.url"))
 
 with get_engine(url).connect() as connection:
     context.configure(
