@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -167,7 +168,10 @@ def run(
         result = client.submit(paths, name=name, resume_unfinished=fresh_broker)
         if not as_json:
             _report_submit(result, False)
-        progress = _wait(client, result, alive=local.alive)
+        try:
+            progress = _wait(client, result, alive=local.alive)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see {local.log}") from None
     seconds = time.monotonic() - started
     records = list(client.results(batch_id=result.batch_id))
     if as_json:
@@ -528,7 +532,12 @@ def _friendly_errors() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so `run` and `broker` stop what they started
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     with _friendly_errors():
         app()
 

@@ -21,6 +21,7 @@ class LocalWorkers:
         self.concurrency = concurrency
         self.loglevel = loglevel
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = settings.data_dir / "worker.log"
 
     def start(self) -> LocalWorkers:
         env = {
@@ -34,10 +35,17 @@ class LocalWorkers:
             "--loglevel", self.loglevel, "--hostname", f"newsflow-run-{os.getpid()}@%h",
             "--without-gossip", "--without-mingle",
         ]  # fmt: skip
-        # A session of its own: Ctrl-C reaches us, and we stop the workers in order.
-        self.process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            # A session of its own: Ctrl-C reaches us, and we stop the workers in order.
+            self.process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def alive(self) -> bool:

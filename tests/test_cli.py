@@ -186,11 +186,11 @@ def test_unreachable_services_get_a_clear_masked_error(tmp_path: Path) -> None:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Command lines of live processes working in `folder` (what `run` started there)."""
-    found = []
+    """Command lines of live processes working in or under `folder` (what `run` started)."""
+    found, folder = [], folder.resolve()
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and Path(proc / "cwd").resolve() == folder.resolve():
+            if proc.name.isdigit() and Path(proc / "cwd").resolve().is_relative_to(folder):
                 found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
         except OSError:
             continue
@@ -223,3 +223,40 @@ def test_run_on_the_embedded_default_leaves_nothing_behind(tmp_path: Path) -> No
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     bad = newsflow("requeue", "--stage", "polish", env={}, cwd=tmp_path)
     assert bad.returncode == 2 and "unknown stage" in bad.stderr
+
+
+def test_broker_worker_and_submit_in_separate_terminals(tmp_path: Path) -> None:
+    """`newsflow broker` keeps the embedded Redis up; `worker` and `submit` find it."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")},
+        "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
+    }
+    upgrade = newsflow("db", "upgrade", env=env, cwd=tmp_path)
+    assert upgrade.returncode == 0, upgrade.stderr
+    broker = subprocess.Popen(
+        [*NEWSFLOW, "broker"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    worker = None
+    try:
+        assert "embedded Redis on" in (broker.stderr.readline() if broker.stderr else "")
+        worker = subprocess.Popen(
+            [*NEWSFLOW, "worker", "--concurrency", "1"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        result = newsflow(
+            "submit", str(ROOT / "examples"), "--wait", "--json", env=env, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["submitted"] >= 6 and report["rejected"] == []
+    finally:
+        for process in (worker, broker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=60)
+    assert worker is not None and worker.returncode == 0
+    assert _leftovers(tmp_path) == []
+    assert not (tmp_path / "data" / "redis.sock").exists()
