@@ -78,7 +78,7 @@ class Stage(SQLModel, table=True):
     status: str = Field(max_length=16)
     error: str | None = Field(default=None, sa_column=Column(Text))
     seconds: float | None = None
-    attempts: int = 0
+    attempts: int = 0  # runs started since the stage last finished (0 once it has)
     version: str | None = None
     model: str | None = None
     updated_at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,7 +1,14 @@
 """The three stages over one chunk of article ids: load, compute per article, store.
 
 Plain functions of a database URL and ids (no Celery): the tasks call them, tests can too.
-One article that fails records its error and never takes the chunk down with it.
+One article that fails records its error and never takes the chunk down with it:
+- an exception in one article is that article's error;
+- when the chunk's time runs out (`interrupt`, the task's soft time limit), what is done
+  is stored, and the articles not yet done come back in `resend`, one per message, so the
+  slow one runs alone and fails alone;
+- a chunk whose previous delivery never finished (its worker was killed) is split into
+  one message per article for the same reason; an article whose runs keep dying is given
+  up after `MAX_ATTEMPTS` with a reason instead of looping forever.
 """
 
 from __future__ import annotations
@@ -9,9 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from newsflow.config import get_settings
+from newsflow.config import Settings, get_settings
 from newsflow.db import session_scope
 from newsflow.errors import PermanentError
 from worker import store
@@ -23,6 +31,17 @@ from worker.store import Outcome
 from worker.summarize import split_sentences, summarize
 
 log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+NoInterrupt: tuple[type[BaseException], ...] = ()
+
+
+@dataclass
+class ChunkResult:
+    """What a stage did with a chunk, and what the task must send on."""
+
+    stored: int = 0
+    forward: list[int] = field(default_factory=list)  # cleaned ids, for the next stages
+    resend: list[list[int]] = field(default_factory=list)  # chunks for this stage again
 
 
 def describe(exc: BaseException) -> str:
@@ -30,6 +49,13 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, PermanentError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def timed_out(settings: Settings) -> str:
+    return (
+        f"took longer than the {settings.task_soft_time_limit} s time limit "
+        "(NEWSFLOW_TASK_SOFT_TIME_LIMIT): the article is too long or too malformed to process"
+    )
 
 
 def _attempt(article_id: int, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
@@ -44,18 +70,56 @@ def _attempt(article_id: int, work: Callable[..., Any], *args: Any, **kwargs: An
     return Outcome(article_id, time.perf_counter() - started, output=output)
 
 
-def run_clean(url: str, article_ids: Sequence[int]) -> list[int]:
-    """Clean the articles; returns the ids that cleaned, for the next stages."""
+def _begin(url: str, stage: str, article_ids: Sequence[int]) -> tuple[list[int], list[list[int]]]:
+    """Mark the chunk started; returns (ids to run now, singleton chunks to send instead)."""
     with session_scope(url) as session:
-        store.mark_running(session, stage="clean", article_ids=article_ids)
-        articles = store.load_raw(session, article_ids)
-    outcomes = [
-        _attempt(a.id or 0, clean_article, a.raw, kind=a.kind, title=a.given_title)
-        for a in articles
-    ]
+        start = store.start(
+            session, stage=stage, article_ids=article_ids, max_attempts=MAX_ATTEMPTS
+        )
+    if start.interrupted and len(start.ids) > 1:
+        log.warning("%s chunk %s died before; splitting it", stage, list(article_ids))
+        return [], [[i] for i in start.ids]
+    return start.ids, []
+
+
+def _chunk(
+    ids: list[int],
+    work: Callable[[int], Outcome],
+    interrupt: tuple[type[BaseException], ...],
+    settings: Settings,
+) -> tuple[list[Outcome], list[list[int]]]:
+    """Outcomes article by article until `interrupt`; then the rest goes back as singletons."""
+    outcomes: list[Outcome] = []
+    for position, article_id in enumerate(ids):
+        started = time.perf_counter()
+        try:
+            outcomes.append(work(article_id))
+        except interrupt:
+            seconds = time.perf_counter() - started
+            outcomes.append(Outcome(article_id, seconds, error=timed_out(settings)))
+            return outcomes, [[i] for i in ids[position + 1 :]]
+    return outcomes, []
+
+
+def run_clean(
+    url: str, article_ids: Sequence[int], interrupt: tuple[type[BaseException], ...] = NoInterrupt
+) -> ChunkResult:
+    """Clean the articles; the ids that cleaned go forward to the next stages."""
+    ids, resend = _begin(url, "clean", article_ids)
+    if not ids:
+        return ChunkResult(resend=resend)
+    with session_scope(url) as session:
+        articles = {a.id: a for a in store.load_raw(session, ids)}
+
+    def work(article_id: int) -> Outcome:
+        a = articles[article_id]
+        return _attempt(article_id, clean_article, a.raw, kind=a.kind, title=a.given_title)
+
+    outcomes, resend = _chunk([i for i in ids if i in articles], work, interrupt, get_settings())
     with session_scope(url) as session:
         store.save_clean(session, outcomes)
-    return [o.article_id for o in outcomes if not o.error]
+    forward = [o.article_id for o in outcomes if not o.error]
+    return ChunkResult(stored=len(outcomes), forward=forward, resend=resend)
 
 
 def _docs(nlp: Any, texts: list[str]) -> Iterator[tuple[Any, float, BaseException | None]]:
@@ -68,8 +132,8 @@ def _docs(nlp: Any, texts: list[str]) -> Iterator[tuple[Any, float, BaseExceptio
             yield doc, now - started, None
             started, done = now, done + 1
         return
-    except Exception:
-        log.warning("nlp.pipe failed on a chunk; retrying its articles one by one")
+    except Exception as exc:
+        log.warning("nlp.pipe failed on a chunk (%s); going on one by one", describe(exc))
     for text in texts[done:]:
         started = time.perf_counter()
         try:
@@ -78,51 +142,79 @@ def _docs(nlp: Any, texts: list[str]) -> Iterator[tuple[Any, float, BaseExceptio
             yield None, time.perf_counter() - started, exc
 
 
-def _annotate(doc: Any, title: str | None, settings: Any) -> tuple[list[Any], list[Any]]:
+def _annotate(doc: Any, title: str | None, settings: Settings) -> tuple[list[Any], list[Any]]:
     return (
         extract_entities(doc, title=title, numeric=settings.numeric_entities),
         extract_keyphrases(doc, top=settings.keyphrases),
     )
 
 
+def run_extract(
+    url: str, article_ids: Sequence[int], interrupt: tuple[type[BaseException], ...] = NoInterrupt
+) -> ChunkResult:
+    """Entities and keyphrases of the cleaned articles."""
+    settings = get_settings()
+    ids, resend = _begin(url, "extract", article_ids)
+    if not ids:
+        return ChunkResult(resend=resend)
+    with session_scope(url) as session:
+        rows = store.load_clean(session, ids)
+    nlp = get_nlp()
+    outcomes: list[Outcome] = []
+    with nlp.memory_zone():  # frees the strings this chunk added to the vocab
+        try:
+            texts = [text for _, text, _ in rows]
+            for (article_id, _, title), (doc, seconds, error) in zip(
+                rows, _docs(nlp, texts), strict=True
+            ):
+                if error is not None:
+                    outcomes.append(Outcome(article_id, seconds, error=describe(error)))
+                    continue
+                outcome = _attempt(article_id, _annotate, doc, title, settings)
+                outcome.seconds += seconds
+                outcomes.append(outcome)
+        except interrupt:
+            left = [r[0] for r in rows[len(outcomes) :]]
+            if len(left) == 1:  # the one article still in the pipe is the slow one
+                outcomes.append(Outcome(left[0], 0.0, error=timed_out(settings)))
+            else:
+                resend = [[i] for i in left]
+    with session_scope(url) as session:
+        store.save_extract(session, outcomes, model=model_label(nlp))
+    return ChunkResult(stored=len(outcomes), resend=resend)
+
+
 def _summary(sentencizer: Any, text: str, title: str | None, length: int) -> list[Any]:
     return summarize(split_sentences(sentencizer, text), title=title, length=length, text=text)
 
 
-def run_extract(url: str, article_ids: Sequence[int]) -> int:
-    """Entities and keyphrases of the cleaned articles; returns how many were stored."""
+def run_summarize(
+    url: str, article_ids: Sequence[int], interrupt: tuple[type[BaseException], ...] = NoInterrupt
+) -> ChunkResult:
+    """Extractive summaries of the cleaned articles."""
     settings = get_settings()
+    ids, resend = _begin(url, "summarize", article_ids)
+    if not ids:
+        return ChunkResult(resend=resend)
     with session_scope(url) as session:
-        rows = store.load_clean(session, article_ids)
-        store.mark_running(session, stage="extract", article_ids=[r[0] for r in rows])
-    nlp = get_nlp()
-    outcomes = []
-    with nlp.memory_zone():  # frees the strings this chunk added to the vocab
-        for (article_id, _, title), (doc, seconds, error) in zip(
-            rows, _docs(nlp, [r[1] for r in rows]), strict=True
-        ):
-            if error is not None:
-                outcomes.append(Outcome(article_id, seconds, error=describe(error)))
-                continue
-            outcome = _attempt(article_id, _annotate, doc, title, settings)
-            outcome.seconds += seconds
-            outcomes.append(outcome)
-    with session_scope(url) as session:
-        store.save_extract(session, outcomes, model=model_label(nlp))
-    return len(outcomes)
-
-
-def run_summarize(url: str, article_ids: Sequence[int]) -> int:
-    """Extractive summaries of the cleaned articles; returns how many were stored."""
-    length = get_settings().summary_sentences
-    with session_scope(url) as session:
-        rows = store.load_clean(session, article_ids)
-        store.mark_running(session, stage="summarize", article_ids=[r[0] for r in rows])
+        rows = {
+            article_id: (text, title) for article_id, text, title in store.load_clean(session, ids)
+        }
     sentencizer = get_sentencizer()
-    outcomes = [
-        _attempt(article_id, _summary, sentencizer, text, title, length)
-        for article_id, text, title in rows
-    ]
+
+    def work(article_id: int) -> Outcome:
+        text, title = rows[article_id]
+        return _attempt(article_id, _summary, sentencizer, text, title, settings.summary_sentences)
+
+    outcomes, resend = _chunk(list(rows), work, interrupt, settings)
     with session_scope(url) as session:
         store.save_summaries(session, outcomes)
-    return len(outcomes)
+    return ChunkResult(stored=len(outcomes), resend=resend)
+
+
+def fail_chunk(url: str, stage: str, article_ids: Sequence[int], error: str) -> None:
+    """Record an error for every article of a chunk that could not run at all."""
+    with session_scope(url) as session:
+        store.save_stages(
+            session, stage=stage, outcomes=[Outcome(i, 0.0, error=error) for i in article_ids]
+        )

@@ -47,24 +47,60 @@ def load_clean(session: Session, article_ids: Sequence[int]) -> list[tuple[int, 
     return [(row[0], row[1] or "", row[2]) for row in session.execute(query)]
 
 
-def mark_running(session: Session, *, stage: str, article_ids: Sequence[int]) -> None:
-    """Record that `stage` started on these articles (and count the attempt)."""
+@dataclass
+class Start:
+    """The articles of a chunk that are to run, and whether a delivery of them died before."""
+
+    ids: list[int]
+    interrupted: bool
+
+
+def start(session: Session, *, stage: str, article_ids: Sequence[int], max_attempts: int) -> Start:
+    """Mark `stage` started on these articles, counting the attempt.
+
+    A stage row still 'processing' means an earlier run never finished (its worker died).
+    An article that got that far `max_attempts` times is failed with a reason instead of
+    being run again, so one poisonous article cannot loop forever.
+    """
     if not article_ids:
-        return
-    rows = [
-        {"article_id": i, "stage": stage, "status": RUNNING, "attempts": 1, "updated_at": utcnow()}
-        for i in article_ids
-    ]
-    statement = insert(session, Stage).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["article_id", "stage"],
-        set_={
-            "status": RUNNING,
-            "attempts": col(Stage.attempts) + 1,
-            "updated_at": statement.excluded.updated_at,
-        },
+        return Start([], False)
+    rows = session.execute(
+        select(col(Stage.article_id), col(Stage.status), col(Stage.attempts)).where(
+            col(Stage.stage) == stage, col(Stage.article_id).in_(article_ids)
+        )
     )
-    session.execute(statement)
+    unfinished = {row.article_id: row.attempts for row in rows if row.status == RUNNING}
+    hopeless = [i for i, attempts in unfinished.items() if attempts >= max_attempts]
+    if hopeless:
+        error = (
+            f"gave up after {max_attempts} attempts that never finished (the worker was killed "
+            "or ran out of memory or time on it); `newsflow requeue --failed` tries again"
+        )
+        save_stages(session, stage=stage, outcomes=[Outcome(i, 0.0, error=error) for i in hopeless])
+    ids = [i for i in article_ids if i not in hopeless]
+    if ids:
+        statement = insert(session, Stage).values(
+            [
+                {
+                    "article_id": i,
+                    "stage": stage,
+                    "status": RUNNING,
+                    "attempts": 1,
+                    "updated_at": utcnow(),
+                }
+                for i in ids
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["article_id", "stage"],
+            set_={
+                "status": RUNNING,
+                "attempts": col(Stage.attempts) + 1,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        session.execute(statement)
+    return Start(ids, bool(unfinished))
 
 
 def save_stages(
@@ -80,7 +116,7 @@ def save_stages(
             "status": FAILED if o.error else DONE,
             "error": o.error,
             "seconds": round(o.seconds, 4),
-            "attempts": 1,
+            "attempts": 0,
             "version": __version__,
             "model": model,
             "updated_at": utcnow(),
@@ -93,7 +129,7 @@ def save_stages(
         index_elements=["article_id", "stage"],
         set_={
             key: getattr(excluded, key)
-            for key in ("status", "error", "seconds", "version", "model", "updated_at")
+            for key in ("status", "error", "seconds", "attempts", "version", "model", "updated_at")
         },
     )
     session.execute(statement)
