@@ -36,6 +36,9 @@ class Settings(BaseSettings):
 
     summary_sentences: int = Field(default=3, ge=1, description="Summary length in sentences.")
     keyphrases: int = Field(default=10, ge=1, le=50, description="Keyphrases kept per article.")
+    languages: str = Field(
+        default="en", description="Comma-separated language codes the pipeline accepts."
+    )
     numeric_entities: bool = Field(
         default=False, description="Also report DATE, MONEY, CARDINAL... as entities."
     )
@@ -66,6 +69,11 @@ class Settings(BaseSettings):
     def broker(self) -> str:
         """The broker URL in force: the configured one, else the embedded Redis's socket."""
         return self.broker_url or f"redis+socket://{self.embedded_socket}"
+
+    def accepts(self, language: str | None) -> bool:
+        """True when articles in `language` are processed (unknown ones are given a chance)."""
+        wanted = {code.strip() for code in self.languages.split(",") if code.strip()}
+        return language is None or language in wanted
 
     def model_name(self) -> str:
         """The spaCy model to load: the configured one, else the first default installed."""

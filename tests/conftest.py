@@ -11,7 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -117,14 +117,17 @@ class Stack:
 
     settings: Settings
     client: Client
-    worker: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None  # the latest started
     log: Path | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start_worker(self, concurrency: int = 2) -> None:
+    def start_worker(self, concurrency: int = 2, **env_overrides: str) -> subprocess.Popen[bytes]:
+        """Start a `celery worker` process (another one if one runs); returns it."""
         env = {
             **os.environ,
             "NEWSFLOW_DATABASE_URL": self.settings.database_url,
             "NEWSFLOW_BROKER_URL": self.settings.broker(),
+            **env_overrides,
         }
         assert self.log is not None
         self.worker = subprocess.Popen(
@@ -134,16 +137,20 @@ class Stack:
              "--without-gossip", "--without-mingle"],
             env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+        self.workers.append(self.worker)
+        return self.worker
 
     def stop_worker(self) -> None:
-        if self.worker is None:
-            return
-        self.worker.terminate()
-        try:
-            self.worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.worker.pid, 9)
-            self.worker.wait()
+        """Stop every worker this stack started (warm, then by force)."""
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(worker.pid, 9)
+                    worker.wait()
+        self.workers.clear()
         self.worker = None
 
     def wait(self, batch_id: int, timeout: float = 180) -> dict[str, object]:

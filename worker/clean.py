@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsflow.errors import PermanentError
+from worker.nlp import detect_language
 
 AGENCIES = {
     "xinhua": "Xinhua",
@@ -304,20 +305,6 @@ def clean_article(raw: str, *, kind: str = "text", title: str | None = None) -> 
     if out.agency is None and meta.get("sitename"):
         out.agency = normalize_agency(str(meta["sitename"]))
     out.published = meta.get("date")
-    out.language = guess_language(out.text)
+    code, probability = detect_language(out.text)
+    out.language = code if probability >= 0.5 else None
     return out
-
-
-ENGLISH_MARKERS = frozenset(
-    "the of and to in a is that for on was with he it as at by from his said be has have "
-    "are an were will its their which but not this they had been who would".split()
-)
-
-
-def guess_language(text: str) -> str | None:
-    """'en' when English function words are common, else None (unknown); offline and cheap."""
-    words = re.findall(r"[a-z]+", text[:5000].casefold())
-    if len(words) < 8:
-        return "en" if any(w in ENGLISH_MARKERS for w in words) else None
-    share = sum(w in ENGLISH_MARKERS for w in words) / len(words)
-    return "en" if share >= 0.12 else None

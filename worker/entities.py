@@ -15,6 +15,7 @@ count up to twice), plus 2 if the entity is named in the title.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,14 +88,19 @@ class _Builder:
         self.text = text
         self.title = title or ""
         self.entities: dict[tuple[str, str], EntityOut] = {}
-        self.covered: list[tuple[int, int]] = []
+        self.covered: list[tuple[int, int]] = []  # sorted, non-overlapping mention spans
 
     def add(self, label: str, start: int, end: int) -> None:
         surface = self.text[start:end]
         key = (label, surface.casefold())
         entity = self.entities.setdefault(key, EntityOut(name=surface, label=label))
         entity.mentions.append(Mention(start, end, surface))
-        self.covered.append((start, end))
+        bisect.insort(self.covered, (start, end))
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """True when [start, end) overlaps a known mention (spans are sorted and disjoint)."""
+        i = bisect.bisect_left(self.covered, (start, end))
+        return any(s < end and start < e for s, e in self.covered[max(i - 1, 0) : i + 1])
 
     def merge_people(self) -> None:
         """Fold each partial name into the unique fuller person name that contains it."""
@@ -122,22 +128,30 @@ class _Builder:
             del self.entities[key]
 
     def find_missed(self) -> None:
-        """Add occurrences of known names (and people's surnames) that spaCy did not tag."""
-        for entity in list(self.entities.values()):
+        """Add occurrences of known names (and people's surnames) that spaCy did not tag.
+
+        One pass over the text with every form at once, so a long document with many
+        entities costs one scan, not one per entity. A form two entities share is skipped.
+        """
+        owner: dict[str, EntityOut | None] = {}
+        for entity in self.entities.values():
             forms = {m.text for m in entity.mentions}
             if entity.label == "PERSON":
                 parts = _person_parts(entity.name)
                 if len(parts) > 1 and parts[-1].casefold() not in NOT_SURNAMES:
                     forms.add(parts[-1])
-            for form in sorted(forms, key=len, reverse=True):
-                if len(form) < 2 or not form[0].isupper():
-                    continue
-                for match in re.finditer(rf"(?<![\w-]){re.escape(form)}(?![\w-])", self.text):
-                    start, end = match.span()
-                    if any(s < end and start < e for s, e in self.covered):
-                        continue
-                    entity.mentions.append(Mention(start, end, form))
-                    self.covered.append((start, end))
+            for form in forms:
+                if len(form) >= 2 and form[0].isupper():
+                    owner[form] = entity if owner.get(form, entity) is entity else None
+        unique = {form: e for form, e in owner.items() if e is not None}
+        if not unique:
+            return
+        alternatives = "|".join(map(re.escape, sorted(unique, key=len, reverse=True)))
+        for match in re.finditer(rf"(?<![\w-])(?:{alternatives})(?![\w-])", self.text):
+            start, end = match.span()
+            if not self.overlaps(start, end):
+                unique[match.group()].mentions.append(Mention(start, end, match.group()))
+                bisect.insort(self.covered, (start, end))
 
     def finish(self) -> list[EntityOut]:
         length = max(len(self.text), 1)

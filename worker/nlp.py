@@ -39,6 +39,22 @@ def get_sentencizer() -> Any:
     return nlp
 
 
+@cache
+def _language_identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> tuple[str | None, float]:
+    """(ISO 639-1 code, probability) of the text's language, offline (py3langid)."""
+    sample = text[:5000]
+    if not any(ch.isalpha() for ch in sample):
+        return None, 0.0
+    code, probability = _language_identifier().classify(sample)
+    return str(code), float(probability)
+
+
 def model_label(nlp: Any) -> str:
     """'name-version' of a loaded model, stored with every result it produced."""
     meta = nlp.meta

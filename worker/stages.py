@@ -31,8 +31,9 @@ from worker.store import Outcome
 from worker.summarize import split_sentences, summarize
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 3
-NoInterrupt: tuple[type[BaseException], ...] = ()
+MAX_ATTEMPTS = 5
+Interrupt = tuple[type[BaseException], ...]
+NoInterrupt: Interrupt = ()
 
 
 @dataclass
@@ -58,11 +59,16 @@ def timed_out(settings: Settings) -> str:
     )
 
 
-def _attempt(article_id: int, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
-    """Run `work` for one article, timing it; an exception becomes the article's error."""
+def _attempt(
+    article_id: int, interrupt: Interrupt, work: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Outcome:
+    """Run `work` for one article, timing it; an exception becomes the article's error
+    (except `interrupt`, the chunk's time running out, which the caller handles)."""
     started = time.perf_counter()
     try:
         output = work(*args, **kwargs)
+    except interrupt:
+        raise
     except Exception as exc:
         if not isinstance(exc, PermanentError):
             log.exception("article %s failed", article_id)
@@ -85,7 +91,7 @@ def _begin(url: str, stage: str, article_ids: Sequence[int]) -> tuple[list[int],
 def _chunk(
     ids: list[int],
     work: Callable[[int], Outcome],
-    interrupt: tuple[type[BaseException], ...],
+    interrupt: Interrupt,
     settings: Settings,
 ) -> tuple[list[Outcome], list[list[int]]]:
     """Outcomes article by article until `interrupt`; then the rest goes back as singletons."""
@@ -102,7 +108,7 @@ def _chunk(
 
 
 def run_clean(
-    url: str, article_ids: Sequence[int], interrupt: tuple[type[BaseException], ...] = NoInterrupt
+    url: str, article_ids: Sequence[int], interrupt: Interrupt = NoInterrupt
 ) -> ChunkResult:
     """Clean the articles; the ids that cleaned go forward to the next stages."""
     ids, resend = _begin(url, "clean", article_ids)
@@ -113,7 +119,9 @@ def run_clean(
 
     def work(article_id: int) -> Outcome:
         a = articles[article_id]
-        return _attempt(article_id, clean_article, a.raw, kind=a.kind, title=a.given_title)
+        return _attempt(
+            article_id, interrupt, clean_article, a.raw, kind=a.kind, title=a.given_title
+        )
 
     outcomes, resend = _chunk([i for i in ids if i in articles], work, interrupt, get_settings())
     with session_scope(url) as session:
@@ -122,7 +130,26 @@ def run_clean(
     return ChunkResult(stored=len(outcomes), forward=forward, resend=resend)
 
 
-def _docs(nlp: Any, texts: list[str]) -> Iterator[tuple[Any, float, BaseException | None]]:
+def _accepted(
+    rows: list[store.CleanRow], settings: Settings
+) -> tuple[list[store.CleanRow], list[Outcome]]:
+    """Rows in an accepted language, and failures for the rest."""
+    accepted, refused = [], []
+    for row in rows:
+        if settings.accepts(row.language):
+            accepted.append(row)
+        else:
+            error = (
+                f"unsupported language: {row.language} (this pipeline takes {settings.languages}; "
+                "NEWSFLOW_LANGUAGES and NEWSFLOW_SPACY_MODEL set it)"
+            )
+            refused.append(Outcome(row.id, 0.0, error=error))
+    return accepted, refused
+
+
+def _docs(
+    nlp: Any, texts: list[str], interrupt: Interrupt
+) -> Iterator[tuple[Any, float, BaseException | None]]:
     """(doc, seconds, error) per text: nlp.pipe for speed, one by one if the batch breaks."""
     started = time.perf_counter()
     done = 0
@@ -132,12 +159,16 @@ def _docs(nlp: Any, texts: list[str]) -> Iterator[tuple[Any, float, BaseExceptio
             yield doc, now - started, None
             started, done = now, done + 1
         return
+    except interrupt:
+        raise
     except Exception as exc:
         log.warning("nlp.pipe failed on a chunk (%s); going on one by one", describe(exc))
     for text in texts[done:]:
         started = time.perf_counter()
         try:
             yield nlp(text), time.perf_counter() - started, None
+        except interrupt:
+            raise
         except Exception as exc:
             yield None, time.perf_counter() - started, exc
 
@@ -150,7 +181,7 @@ def _annotate(doc: Any, title: str | None, settings: Settings) -> tuple[list[Any
 
 
 def run_extract(
-    url: str, article_ids: Sequence[int], interrupt: tuple[type[BaseException], ...] = NoInterrupt
+    url: str, article_ids: Sequence[int], interrupt: Interrupt = NoInterrupt
 ) -> ChunkResult:
     """Entities and keyphrases of the cleaned articles."""
     settings = get_settings()
@@ -158,23 +189,23 @@ def run_extract(
     if not ids:
         return ChunkResult(resend=resend)
     with session_scope(url) as session:
-        rows = store.load_clean(session, ids)
+        rows, outcomes = _accepted(store.load_clean(session, ids), settings)
     nlp = get_nlp()
-    outcomes: list[Outcome] = []
     with nlp.memory_zone():  # frees the strings this chunk added to the vocab
         try:
-            texts = [text for _, text, _ in rows]
-            for (article_id, _, title), (doc, seconds, error) in zip(
-                rows, _docs(nlp, texts), strict=True
+            texts = [row.text for row in rows]
+            for (article_id, _, title, _), (doc, seconds, error) in zip(
+                rows, _docs(nlp, texts, interrupt), strict=True
             ):
                 if error is not None:
                     outcomes.append(Outcome(article_id, seconds, error=describe(error)))
                     continue
-                outcome = _attempt(article_id, _annotate, doc, title, settings)
+                outcome = _attempt(article_id, interrupt, _annotate, doc, title, settings)
                 outcome.seconds += seconds
                 outcomes.append(outcome)
         except interrupt:
-            left = [r[0] for r in rows[len(outcomes) :]]
+            finished = {o.article_id for o in outcomes}
+            left = [row.id for row in rows if row.id not in finished]
             if len(left) == 1:  # the one article still in the pipe is the slow one
                 outcomes.append(Outcome(left[0], 0.0, error=timed_out(settings)))
             else:
@@ -189,7 +220,7 @@ def _summary(sentencizer: Any, text: str, title: str | None, length: int) -> lis
 
 
 def run_summarize(
-    url: str, article_ids: Sequence[int], interrupt: tuple[type[BaseException], ...] = NoInterrupt
+    url: str, article_ids: Sequence[int], interrupt: Interrupt = NoInterrupt
 ) -> ChunkResult:
     """Extractive summaries of the cleaned articles."""
     settings = get_settings()
@@ -197,16 +228,17 @@ def run_summarize(
     if not ids:
         return ChunkResult(resend=resend)
     with session_scope(url) as session:
-        rows = {
-            article_id: (text, title) for article_id, text, title in store.load_clean(session, ids)
-        }
+        accepted, refused = _accepted(store.load_clean(session, ids), settings)
+    rows = {row.id: row for row in accepted}
     sentencizer = get_sentencizer()
+    length = settings.summary_sentences
 
     def work(article_id: int) -> Outcome:
-        text, title = rows[article_id]
-        return _attempt(article_id, _summary, sentencizer, text, title, settings.summary_sentences)
+        row = rows[article_id]
+        return _attempt(article_id, interrupt, _summary, sentencizer, row.text, row.title, length)
 
     outcomes, resend = _chunk(list(rows), work, interrupt, settings)
+    outcomes += refused
     with session_scope(url) as session:
         store.save_summaries(session, outcomes)
     return ChunkResult(stored=len(outcomes), resend=resend)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
@@ -34,17 +34,24 @@ def load_raw(session: Session, article_ids: Sequence[int]) -> list[Article]:
     return list(rows.scalars())
 
 
-def load_clean(session: Session, article_ids: Sequence[int]) -> list[tuple[int, str, str | None]]:
-    """(id, text, title) of the articles whose clean stage is done."""
+class CleanRow(NamedTuple):
+    id: int
+    text: str
+    title: str | None
+    language: str | None
+
+
+def load_clean(session: Session, article_ids: Sequence[int]) -> list[CleanRow]:
+    """The articles whose clean stage is done, with what the next stages read."""
     query = (
-        select(col(Article.id), col(Article.text), col(Article.title))
+        select(col(Article.id), col(Article.text), col(Article.title), col(Article.language))
         .join(Stage, col(Stage.article_id) == col(Article.id))
         .where(
             col(Article.id).in_(article_ids), col(Stage.stage) == "clean", col(Stage.status) == DONE
         )
         .order_by(col(Article.id))
     )
-    return [(row[0], row[1] or "", row[2]) for row in session.execute(query)]
+    return [CleanRow(r[0], r[1] or "", r[2], r[3]) for r in session.execute(query)]
 
 
 @dataclass

@@ -94,7 +94,7 @@ def summarize(
         i
         for i, s in enumerate(sentences)
         if 6 <= len(s.text.split()) <= 80 and not s.text.rstrip("\"'”’ ").endswith("?")
-    ] or [0]
+    ] or [i for i in (0,) if len(sentences[0].text.split()) <= 80]
     chosen: list[int] = []
     for i in sorted(candidates, key=score, reverse=True):
         mine = set(words[i])

@@ -1,0 +1,288 @@
+"""Faults injected into real processes: each run must store exactly what a clean run stores.
+
+The reference is the same corpus run through the same stage functions in this process,
+without a queue. After each fault, every article's stored text, entities, mentions,
+keyphrases and summary must equal the reference, with no row missing or doubled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from sqlalchemy import func, select
+
+from newsflow import db
+from newsflow.config import Settings
+from newsflow.db import session_scope
+from newsflow.errors import ServiceUnavailable
+from newsflow.models import Batch, Entity, Keyphrase, Mention, Stage, SummarySentence
+from producer.embedded import EmbeddedRedis
+from producer.sources import from_mapping
+from producer.submit import chunked, store_batch
+from tests.conftest import Stack, fresh_database, make_stack, postgres_admin_url, wait_for
+from tests.proxy import TcpProxy
+from worker import stages
+
+pytestmark = pytest.mark.integration
+N = 500
+FIRST = ["Amira", "Jonas", "Leila", "Mateo", "Ingrid", "Kwame", "Sofia", "Ravi", "Elena", "Tomas"]
+LAST = ["Haddad", "Berg", "Osei", "Novak", "Castillo", "Lindqvist", "Mensah", "Kovacs", "Duarte"]
+PLACES = ["Valmera", "Corvale", "Brookfield", "Ostravia", "Tarnby", "Elmsford", "Lanzhou Bay"]
+ORGS = ["Harbour Authority", "Water Agency", "Rail Group", "Health Ministry", "Farmers Union"]
+TOPICS = ["budget", "strike", "drought", "vaccine plan", "rail line", "harvest", "bridge"]
+
+
+def article(i: int) -> dict[str, str]:
+    """A short wire story, different for every i, always the same for the same i."""
+    person = f"{FIRST[i % len(FIRST)]} {LAST[i * 7 % len(LAST)]}"
+    other = f"{FIRST[(i + 3) % len(FIRST)]} {LAST[(i * 5 + 2) % len(LAST)]}"
+    place, org, topic = PLACES[i % len(PLACES)], ORGS[i * 3 % len(ORGS)], TOPICS[i % len(TOPICS)]
+    text = (
+        f"{place.upper()}, March {i % 28 + 1} (Reuters) - {person} said on Tuesday that the "
+        f"{place} {org} would publish its {topic} review number {i} within {i % 9 + 2} weeks.\n\n"
+        f"{person.split()[1]} told reporters the review had cost {i * 13 % 900 + 100} thousand "
+        f"dollars and involved {i % 40 + 3} staff.\n\n"
+        f"{other}, who leads the opposition in {place}, said the {topic} plan came too late. "
+        f"{other.split()[1]} asked the {org} to answer questions in public."
+    )
+    return {"id": f"a{i:04d}", "text": text}
+
+
+def corpus(n: int = N) -> list[dict[str, str]]:
+    return [article(i) for i in range(n)]
+
+
+def snapshot(url: str, batch_id: int) -> dict[str, Any]:
+    """Everything stored for a batch, keyed by external id, comparable across databases."""
+    from producer.results import iter_records
+
+    keep = ("status", "title", "text", "agency", "dateline", "captions", "entities",
+            "keyphrases", "summary")  # fmt: skip
+    with session_scope(url) as session:
+        return {
+            r["external_id"]: {k: r[k] for k in keep}
+            for r in iter_records(session, batch_id=batch_id)
+        }
+
+
+def row_counts(url: str) -> dict[str, int]:
+    with session_scope(url) as session:
+        return {
+            table.__name__: session.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (Stage, Entity, Mention, Keyphrase, SummarySentence)
+        }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, int]]:
+    """The corpus through the stage functions in this process, no queue: the clean run."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('reference') / 'ref.db'}"
+    db.upgrade(url)
+    settings = Settings(database_url=url)
+    records = (
+        from_mapping(r, source="corpus", line=i, limit=10**6) for i, r in enumerate(corpus())
+    )
+    result, ids = store_batch(settings, records, name="reference")
+    for chunk in chunked(ids, 50):
+        cleaned = stages.run_clean(url, chunk).forward
+        stages.run_extract(url, cleaned)
+        stages.run_summarize(url, cleaned)
+    return snapshot(url, result.batch_id), row_counts(url)
+
+
+def assert_same_as_reference(
+    stack: Stack, batch_id: int, reference: tuple[dict[str, Any], dict[str, int]]
+) -> None:
+    expected, counts = reference
+    got = snapshot(stack.settings.database_url, batch_id)
+    assert sorted(got) == sorted(expected), "articles missing or extra"
+    different = [key for key in expected if got[key] != expected[key]]
+    assert different == [], (
+        f"{len(different)} articles differ from the clean run, e.g. {different[:3]}"
+    )
+    assert row_counts(stack.settings.database_url) == counts, "rows missing or duplicated"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis server of this test's own, so a test can restart it."""
+    home = Path(tempfile.mkdtemp(prefix="nf-fault-"))
+    with EmbeddedRedis(home / "redis.sock") as server:
+        yield server
+
+
+@pytest.fixture
+def sqlite_stack(tmp_path: Path, broker: EmbeddedRedis) -> Iterator[Stack]:
+    for url in fresh_database("sqlite", tmp_path):
+        stack = make_stack(url, broker.url, tmp_path)
+        try:
+            yield stack
+        finally:
+            stack.stop_worker()
+
+
+def pool_children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+def done_count(stack: Stack, batch_id: int) -> int:
+    return int(stack.client.progress(batch_id)["done"])
+
+
+def test_sigkill_of_pool_processes_mid_batch(sqlite_stack: Stack, reference: Any) -> None:
+    stack = sqlite_stack
+    worker = stack.start_worker(concurrency=2)
+    batch = stack.client.submit(corpus())
+    wait_for(lambda: done_count(stack, batch.id) >= 40, timeout=180)
+    killed = 0
+    for child in pool_children(worker.pid):
+        os.kill(child, signal.SIGKILL)  # billiard replaces it; its message is redelivered
+        killed += 1
+        wait_for(lambda: len(pool_children(worker.pid)) == 2, timeout=60)
+    assert killed == 2
+    assert done_count(stack, batch.id) < N, "the batch finished before the fault"
+    stack.wait(batch.id, timeout=300)
+    assert_same_as_reference(stack, batch.id, reference)
+
+
+def test_sigkill_of_a_whole_worker_other_worker_finishes(
+    sqlite_stack: Stack, reference: Any
+) -> None:
+    stack = sqlite_stack
+    quick = {"NEWSFLOW_VISIBILITY_TIMEOUT": "20", "NEWSFLOW_TASK_SOFT_TIME_LIMIT": "10",
+             "NEWSFLOW_TASK_TIME_LIMIT": "15"}  # fmt: skip
+    doomed = stack.start_worker(concurrency=1, **quick)
+    batch = stack.client.submit(corpus())
+    wait_for(lambda: done_count(stack, batch.id) >= 40, timeout=180)
+    survivor = stack.start_worker(concurrency=1, **quick)
+    time.sleep(2)
+    os.killpg(doomed.pid, signal.SIGKILL)  # main process and pool: its unacked messages wait
+    doomed.wait()
+    assert done_count(stack, batch.id) < N
+    killed_at = time.monotonic()
+    stack.worker = survivor  # the one whose death would end the wait
+    stack.wait(batch.id, timeout=300)
+    assert time.monotonic() - killed_at < 240
+    assert_same_as_reference(stack, batch.id, reference)
+
+
+def test_warm_shutdown_loses_nothing(sqlite_stack: Stack, reference: Any) -> None:
+    stack = sqlite_stack
+    worker = stack.start_worker(concurrency=2)
+    batch = stack.client.submit(corpus())
+    wait_for(lambda: done_count(stack, batch.id) >= 40, timeout=180)
+    worker.send_signal(signal.SIGTERM)  # finish the running chunks, return the rest
+    assert worker.wait(timeout=120) == 0
+    assert done_count(stack, batch.id) < N
+    stack.start_worker(concurrency=2)
+    stack.wait(batch.id, timeout=300)
+    assert_same_as_reference(stack, batch.id, reference)
+
+
+def test_broker_restarted_empty_then_requeue(
+    sqlite_stack: Stack, broker: EmbeddedRedis, reference: Any
+) -> None:
+    stack = sqlite_stack
+    stack.start_worker(concurrency=2)
+    batch = stack.client.submit(corpus())
+    wait_for(lambda: done_count(stack, batch.id) >= 40, timeout=180)
+    broker.stop()  # every queued message is gone with it
+    broker.start()
+    assert done_count(stack, batch.id) < N
+    time.sleep(3)  # running chunks finish; nothing else is left to deliver
+    sent = stack.client.requeue(batch_id=batch.id)
+    assert sum(sent.values()) > 0
+    stack.wait(batch.id, timeout=300)
+    assert_same_as_reference(stack, batch.id, reference)
+
+
+def test_database_outage_mid_batch_and_submit_while_down(
+    tmp_path: Path, broker: EmbeddedRedis, reference: Any
+) -> None:
+    admin = urlsplit(postgres_admin_url().replace("postgresql+psycopg://", "postgresql://"))
+    for direct_url in fresh_database("postgres", tmp_path):
+        proxy = TcpProxy(admin.hostname or "127.0.0.1", admin.port or 5432)
+        proxy.start()
+        url = direct_url.replace(
+            f"{admin.hostname}:{admin.port or 5432}", f"127.0.0.1:{proxy.port}"
+        )
+        stack = make_stack(url, broker.url, tmp_path)
+        try:
+            stack.start_worker(concurrency=2)
+            batch = stack.client.submit(corpus())
+            batch_id = batch.id
+            wait_for(lambda: done_count(stack, batch_id) >= 40, timeout=180)  # noqa: B023
+            proxy.stop()
+            db.get_engine(url).dispose()
+            with pytest.raises(ServiceUnavailable, match=r"nothing was submitted|cannot reach"):
+                stack.client.submit([{"text": "Submitted while the database is down."}])
+            time.sleep(10)
+            proxy.start()
+            stack.wait(batch.id, timeout=400)
+            with session_scope(url) as session:
+                assert session.execute(select(func.count()).select_from(Batch)).scalar_one() == 1
+            assert_same_as_reference(stack, batch.id, reference)
+        finally:
+            stack.stop_worker()
+            proxy.stop()
+            db.get_engine(url).dispose()
+
+
+def test_pathological_articles_fail_alone(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    stack.start_worker(
+        concurrency=1, NEWSFLOW_TASK_SOFT_TIME_LIMIT="4", NEWSFLOW_TASK_TIME_LIMIT="12"
+    )
+    words = ["Alpha", "river", "Bravo", "market", "council", "Delta", "city", "Echo", "minister"]
+    endless = " ".join(words[i * 7 % len(words)] for i in range(80_000))  # no punctuation
+    nested = "<html><body>" + "<div>" * 5000 + "<p>Deep text in the middle.</p>" + "</div>" * 5000
+    records = [*corpus(6)[:3], {"id": "endless", "text": endless},
+               {"id": "nested", "html": nested}, *corpus(6)[3:]]  # fmt: skip
+    batch = stack.client.submit(records)
+    progress = stack.wait(batch.id, timeout=300)
+    results = {r["external_id"]: r for r in stack.client.results(batch_id=batch.id)}
+    assert all(results[r["id"]]["status"] == "done" for r in corpus(6))
+    endless_stage = results["endless"]["stages"]["extract"]
+    assert results["endless"]["status"] == "failed"
+    assert "time limit" in endless_stage["error"] or "gave up after" in endless_stage["error"]
+    assert results["nested"]["status"] in ("done", "failed")
+    assert progress["done"] + progress["failed"] == 8
+    assert stack.worker is not None and stack.worker.poll() is None
+
+
+def test_pickled_message_is_refused_and_worker_keeps_serving(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    stack.start_worker(concurrency=1)
+    marker = Path(stack.log or ".").parent / "pwned"
+    payload = _Evil(str(marker))
+    queue = Queue("clean", Exchange("clean", "direct"), routing_key="clean")
+    with Connection(stack.settings.broker()) as conn:
+        producer = conn.Producer(serializer="pickle")
+        producer.publish(payload, routing_key="clean", exchange=queue.exchange, declare=[queue],
+                         headers={"task": "newsflow.clean", "id": "evil-1"})  # fmt: skip
+    batch = stack.client.submit(corpus(3))
+    stack.wait(batch.id, timeout=120)
+    assert not marker.exists(), "a pickled message ran code on the worker"
+    assert stack.worker is not None and stack.worker.poll() is None
+    assert stack.log is not None and "refusing to deserialize" in stack.log.read_text().lower()
+
+
+class _Evil:
+    """Unpickling this runs `touch`: what a worker accepting pickle would do for anyone."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (subprocess.call, (["touch", self.path],))
