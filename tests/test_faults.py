@@ -21,6 +21,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import func, select
 
+from bench.corpus import corpus as generated
 from newsflow import db
 from newsflow.config import Settings
 from newsflow.db import session_scope
@@ -35,31 +36,10 @@ from worker import stages
 
 pytestmark = pytest.mark.integration
 N = 500
-FIRST = ["Amira", "Jonas", "Leila", "Mateo", "Ingrid", "Kwame", "Sofia", "Ravi", "Elena", "Tomas"]
-LAST = ["Haddad", "Berg", "Osei", "Novak", "Castillo", "Lindqvist", "Mensah", "Kovacs", "Duarte"]
-PLACES = ["Valmera", "Corvale", "Brookfield", "Ostravia", "Tarnby", "Elmsford", "Lanzhou Bay"]
-ORGS = ["Harbour Authority", "Water Agency", "Rail Group", "Health Ministry", "Farmers Union"]
-TOPICS = ["budget", "strike", "drought", "vaccine plan", "rail line", "harvest", "bridge"]
-
-
-def article(i: int) -> dict[str, str]:
-    """A short wire story, different for every i, always the same for the same i."""
-    person = f"{FIRST[i % len(FIRST)]} {LAST[i * 7 % len(LAST)]}"
-    other = f"{FIRST[(i + 3) % len(FIRST)]} {LAST[(i * 5 + 2) % len(LAST)]}"
-    place, org, topic = PLACES[i % len(PLACES)], ORGS[i * 3 % len(ORGS)], TOPICS[i % len(TOPICS)]
-    text = (
-        f"{place.upper()}, March {i % 28 + 1} (Reuters) - {person} said on Tuesday that the "
-        f"{place} {org} would publish its {topic} review number {i} within {i % 9 + 2} weeks.\n\n"
-        f"{person.split()[1]} told reporters the review had cost {i * 13 % 900 + 100} thousand "
-        f"dollars and involved {i % 40 + 3} staff.\n\n"
-        f"{other}, who leads the opposition in {place}, said the {topic} plan came too late. "
-        f"{other.split()[1]} asked the {org} to answer questions in public."
-    )
-    return {"id": f"a{i:04d}", "text": text}
 
 
 def corpus(n: int = N) -> list[dict[str, str]]:
-    return [article(i) for i in range(n)]
+    return generated(n, paragraphs=3)
 
 
 def snapshot(url: str, batch_id: int) -> dict[str, Any]:
