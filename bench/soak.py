@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from bench.corpus import corpus
 from newsflow.config import Settings
@@ -52,24 +53,24 @@ def duplicates(url: str) -> int:
     with session_scope(url) as session:
         entity_dupes = session.execute(
             select(func.count()).select_from(
-                select(Entity.article_id, Entity.name, Entity.label)
-                .group_by(Entity.article_id, Entity.name, Entity.label)
+                select(col(Entity.article_id), col(Entity.name), col(Entity.label))
+                .group_by(col(Entity.article_id), col(Entity.name), col(Entity.label))
                 .having(func.count() > 1)
                 .subquery()
             )
         ).scalar_one()
         mention_dupes = session.execute(
             select(func.count()).select_from(
-                select(Mention.article_id, Mention.start, Mention.end)
-                .group_by(Mention.article_id, Mention.start, Mention.end)
+                select(col(Mention.article_id), col(Mention.start), col(Mention.end))
+                .group_by(col(Mention.article_id), col(Mention.start), col(Mention.end))
                 .having(func.count() > 1)
                 .subquery()
             )
         ).scalar_one()
         sentence_dupes = session.execute(
             select(func.count()).select_from(
-                select(SummarySentence.article_id, SummarySentence.sentence_index)
-                .group_by(SummarySentence.article_id, SummarySentence.sentence_index)
+                select(col(SummarySentence.article_id), col(SummarySentence.sentence_index))
+                .group_by(col(SummarySentence.article_id), col(SummarySentence.sentence_index))
                 .having(func.count() > 1)
                 .subquery()
             )
