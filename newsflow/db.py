@@ -84,15 +84,20 @@ def insert(session: Session, table: Any) -> Any:
     return module.insert(table)
 
 
+def error_reason(exc: BaseException) -> str:
+    """The first line of a database error, from the driver when there is one, masked."""
+    text = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+    return mask_secrets(text.splitlines()[0])
+
+
 def check_connection(url: str) -> None:
     """Raise ServiceUnavailable, naming the URL (password masked), if the DB cannot be reached."""
     try:
         with get_engine(url).connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        reason = mask_secrets(str(getattr(exc, "orig", exc) or exc)).strip().splitlines()[0]
         raise ServiceUnavailable(
-            f"cannot reach the database at {mask_url(url)}: {reason}; "
+            f"cannot reach the database at {mask_url(url)}: {error_reason(exc)}; "
             "check that it is running, or set NEWSFLOW_DATABASE_URL (or --db)"
         ) from exc
 

@@ -499,7 +499,7 @@ def results_entities(
 
 
 def _database_hint(exc: SQLAlchemyError) -> str:
-    reason = mask_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
+    reason = db.error_reason(exc)
     url = mask_url(get_settings().database_url)
     if re.search(r"no such table|does not exist|UndefinedTable", reason):
         return f"the database at {url} has no newsflow tables ({reason}); run `newsflow db upgrade`"

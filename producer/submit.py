@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
-from newsflow.config import Settings, mask_secrets, mask_url
+from newsflow.config import Settings, mask_url
 from newsflow.contract import AFTER_CLEAN, DONE, FAILED
-from newsflow.db import insert, session_scope
+from newsflow.db import error_reason, insert, session_scope
 from newsflow.errors import ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, Stage
 from producer.broker import check_broker, enqueue
@@ -105,9 +105,8 @@ def store_batch(
             batch.submitted, batch.duplicates = result.submitted, result.duplicates
             batch.rejected = len(result.rejected)
     except SQLAlchemyError as exc:
-        reason = mask_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
         raise ServiceUnavailable(
-            f"cannot store the batch in {mask_url(settings.database_url)}: {reason}; "
+            f"cannot store the batch in {mask_url(settings.database_url)}: {error_reason(exc)}; "
             "nothing was submitted"
         ) from exc
     return result, new_ids

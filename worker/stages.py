@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from newsflow.config import Settings, get_settings
+from newsflow.config import Settings, get_settings, mask_secrets
 from newsflow.db import session_scope
 from newsflow.errors import PermanentError
 from worker import store
@@ -49,7 +49,7 @@ def describe(exc: BaseException) -> str:
     """The error text stored on an article: the reason itself for bad input, else its type."""
     if isinstance(exc, PermanentError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    return mask_secrets(f"{type(exc).__name__}: {exc}")
 
 
 def timed_out(settings: Settings) -> str:
