@@ -48,9 +48,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def load_corpus(n: int, data: Path) -> tuple[list[dict[str, str]], str]:
     bbc = data / "bbc_news_summary" / "News Articles"
     texts: list[dict[str, str]] = []
+    seen: set[str] = set()
     if bbc.is_dir():
         for path in sorted(bbc.glob("*/*.txt")):
             text = path.read_bytes().decode("utf-8", "replace")
+            if text in seen:  # the set repeats some stories; a repeat would not be processed
+                continue
+            seen.add(text)
             texts.append({"id": f"bbc-{path.parent.name}-{path.stem}", "text": text})
             if len(texts) == n:
                 break
@@ -70,7 +74,7 @@ def _limit_worker(texts: list[str], start: Any, queue: Any) -> None:
     for i in range(0, len(texts), 32):
         chunk = texts[i : i + 32]
         with nlp.memory_zone():
-            for _ in nlp.pipe(chunk, batch_size=32):
+            for _ in nlp.pipe(chunk, batch_size=8):
                 pass
         for paragraph_doc in sentencizer.pipe(p for t in chunk for p in t.split("\n\n")):
             list(paragraph_doc.sents)

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         default=900, ge=1, description="Seconds before Redis redelivers an unacked message."
     )
     worker_max_memory_mb: int = Field(
-        default=1500, ge=100, description="A worker child above this is replaced."
+        default=1000, ge=100, description="A worker child above this is replaced."
     )
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -135,3 +135,8 @@ class SummarySentence(SQLModel, table=True):
     start: int
     end: int
     text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for bulk statements that skip the ORM."""
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
