@@ -135,3 +135,17 @@ def test_nothing_left_is_a_permanent_error(raw: str) -> None:
 def test_html_without_article_text_is_a_permanent_error() -> None:
     with pytest.raises(PermanentError, match="no article text"):
         clean_article("<html><script>var a = 1;</script><style>p{}</style></html>", kind="html")
+
+
+@pytest.mark.parametrize(
+    ("opening", "agency"), [("(CNN)", "CNN"), ("(CNN) -- ", "CNN"), ("(Reuters) - ", "Reuters")]
+)
+def test_agency_credit_opening_a_story_is_moved_to_agency(opening: str, agency: str) -> None:
+    out = clean_article(f"{opening}The bridge over the Tarn reopened on Friday, officials said.")
+    assert out.agency == agency
+    assert out.text == "The bridge over the Tarn reopened on Friday, officials said."
+
+
+def test_a_parenthesis_that_is_not_an_agency_stays() -> None:
+    text = "(Updated) The bridge over the Tarn reopened on Friday, officials said."
+    assert clean_article(text).text == text

@@ -93,3 +93,21 @@ def test_short_articles_get_short_summaries() -> None:
     sentences = split_sentences(get_sentencizer(), text)
     assert len(summarize(sentences, length=3, text=text)) == 1
     assert summarize([], length=3) == []
+
+
+def test_long_summaries_add_the_most_central_sentences() -> None:
+    text = (
+        "The port of Valmera reopened on Monday after a week-long strike by dockworkers.\n\n"
+        "Weather on the coast was mild for the time of year, forecasters said on Monday.\n\n"
+        "The dockworkers union approved a wage deal with the port authority late on Sunday.\n\n"
+        "A local bakery sold out of bread by noon, its owner said with a broad smile.\n\n"
+        "Shipping lines said the strike at the port had diverted dozens of vessels.\n\n"
+        "The port authority said the wage deal with the union ends the dockworkers strike.\n\n"
+        "A football match in the city was postponed because of heavy traffic nearby."
+    )
+    sentences = split_sentences(get_sentencizer(), text)
+    chosen = [s.index for s in summarize(sentences, length=4, text=text)]
+    assert len(chosen) == 4 and chosen == sorted(chosen)
+    assert 4 in chosen  # later than the bakery, but about what the article is about
+    assert not {3, 6} & set(chosen)  # off the topic
+    assert 5 not in chosen  # repeats sentence 2

@@ -43,6 +43,8 @@ AGENCIES = {
     "anadolu agency": "Anadolu",
     "china daily": "China Daily",
     "cgtn": "CGTN",
+    "cnn": "CNN",
+    "bbc": "BBC",
 }
 
 MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
@@ -53,6 +55,10 @@ DATELINE = re.compile(
     \s*(?:\((?P<agency>[A-Za-z][\w .&'-]{{0,40}})\))?
     \s*{DASH}\s+(?=\S)""",
     re.X,
+)
+# "(CNN) -- Text" or "(Reuters) - Text": an agency credit opening the story, no place.
+AGENCY_OPENING = re.compile(
+    rf"^\((?P<agency>[A-Za-z][\w .&'-]{{1,40}})\)\s*(?:{DASH}\s*)?(?=[\"“‘'A-Z])"
 )
 BYLINE = re.compile(r"^by\s+(?P<rest>[A-Z].{1,150})$", re.I)
 BYLINE_ROLE = re.compile(
@@ -256,6 +262,11 @@ class _Cleaner:
         return False
 
     def dateline(self, line: str) -> str:
+        opening = AGENCY_OPENING.match(line)
+        if opening and opening["agency"].casefold() in AGENCIES:
+            self.out.agency = normalize_agency(opening["agency"])
+            self.out.removed.append({"text": opening.group(0).strip(), "reason": "agency credit"})
+            return line[opening.end() :]
         match = DATELINE.match(line)
         if not match or not (match["agency"] or match["date"] or len(match["place"]) > 2):
             return line
