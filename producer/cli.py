@@ -281,17 +281,20 @@ def _status_view(report: dict[str, Any]) -> Table:
         )
         grid.add_row(f"workers: {workers}")
     batches = Table(title="batches")
-    for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress"):
+    for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress", "per min 1m/5m", "ETA"):
         batches.add_column(column)
     for b in report["batches"]:
         share = (b["done"] + b["failed"]) / b["total"] if b["total"] else 1.0
         bar = "█" * int(share * 20) + "·" * (20 - int(share * 20))
+        eta = f"{b['eta_seconds'] // 60}m{b['eta_seconds'] % 60:02d}s" if b["eta_seconds"] else ""
         batches.add_row(
             str(b["id"]),
             b["name"] or "",
             str(b["total"]),
             *(str(b[s]) for s in ARTICLE_STATUSES),
             f"{bar} {share:.0%}",
+            f"{b['per_minute_1m']:.0f}/{b['per_minute_5m']:.0f}",
+            eta,
         )
     grid.add_row(batches)
     if report["failures"]:
@@ -322,6 +325,23 @@ def status(
         while True:
             time.sleep(2)
             live.update(_status_view(monitor.status(settings, batch_id=batch)))
+
+
+@app.command()
+def metrics(
+    port: Annotated[int, typer.Option(help="Port of the /metrics endpoint.")] = 9808,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve Prometheus metrics (queues, articles by stage and status, workers) until Ctrl-C."""
+    from prometheus_client import REGISTRY, start_http_server
+
+    from producer.metrics import NewsflowCollector
+
+    REGISTRY.register(NewsflowCollector(_settings()))
+    start_http_server(port, addr=host)
+    err.print(f"metrics on http://{host}:{port}/metrics; Ctrl-C stops", highlight=False)
+    while True:
+        time.sleep(3600)
 
 
 @app.command()
@@ -388,6 +408,10 @@ def results_list(
     batch: BatchOption = None,
     status: Annotated[str | None, typer.Option(help="queued, processing, done or failed.")] = None,
     entity: Annotated[str | None, typer.Option(help="Only articles naming this entity.")] = None,
+    agency: Annotated[str | None, typer.Option(help="Only this agency, any case.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only this language code.")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
     limit: Annotated[int, typer.Option(help="Rows per page.")] = 50,
     page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
     as_json: JsonFlag = False,
@@ -396,14 +420,8 @@ def results_list(
     if status is not None and status not in ARTICLE_STATUSES:
         raise typer.BadParameter(f"unknown status {status!r}; choose from {list(ARTICLE_STATUSES)}")
     with session_scope(_settings().database_url) as session:
-        ids = results.article_ids(
-            session,
-            batch_id=batch,
-            status=status,
-            entity=entity,
-            limit=limit,
-            offset=(page - 1) * limit,
-        )
+        filters = results.Filters(batch, status, entity, agency, language, since, until)
+        ids = results.article_ids(session, filters, limit=limit, offset=(page - 1) * limit)
         rows = [
             {
                 "id": r["id"],
@@ -453,7 +471,8 @@ def results_export(
             else sys.stdout
         )
         session = stack.enter_context(session_scope(_settings().database_url))
-        count = results.export(session, target, fmt=fmt, batch_id=batch, status=status)
+        filters = results.Filters(batch_id=batch, status=status)
+        count = results.export(session, target, fmt=fmt, filters=filters)
     err.print(f"exported {count} records", highlight=False)
 
 
@@ -464,7 +483,7 @@ def results_search(
 ) -> None:
     """Articles that mention an entity."""
     with session_scope(_settings().database_url) as session:
-        ids = results.article_ids(session, entity=entity, limit=500)
+        ids = results.article_ids(session, results.Filters(entity=entity), limit=500)
         rows = [
             {"id": r["id"], "title": r["title"], "agency": r["agency"]}
             for r in results.records(session, ids)

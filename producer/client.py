@@ -77,14 +77,11 @@ class Client:
                 raise TimeoutError(f"batch {batch_id} not finished after {timeout} s: {progress}")
             time.sleep(poll)
 
-    def results(
-        self, *, batch_id: int | None = None, status: str | None = None, entity: str | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Output records, streamed a page at a time."""
+    def results(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Output records, streamed a page at a time; filters as in results.Filters
+        (batch_id, status, entity, agency, language, since, until)."""
         with session_scope(self.settings.database_url) as session:
-            yield from results.iter_records(
-                session, batch_id=batch_id, status=status, entity=entity
-            )
+            yield from results.iter_records(session, results.Filters(**filters))
 
     def record(self, article_id: int) -> dict[str, Any] | None:
         with session_scope(self.settings.database_url) as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func
@@ -85,6 +86,41 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
     return result
 
 
+def finished_since(session: Session, since: datetime, batch_id: int | None = None) -> int:
+    """Articles whose last stage finished after `since` (done or failed)."""
+    last = (
+        select_columns(col(Stage.article_id), func.max(col(Stage.updated_at)).label("at"))
+        .where(col(Stage.status).in_((DONE, FAILED)))
+        .group_by(col(Stage.article_id))
+        .having(func.count() >= len(STAGES))
+    )
+    if batch_id is not None:
+        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
+        last = last.where(col(Stage.article_id).in_(members))
+    sub = last.subquery()
+    query = select_columns(func.count()).select_from(sub).where(sub.c.at >= since)
+    return int(session.execute(query).scalar_one())
+
+
+def add_rates(session: Session, batches: list[dict[str, Any]]) -> None:
+    """Articles per minute over the last 1 and 5 minutes, and an ETA, on each batch."""
+    now = datetime.now(UTC)
+    for batch in batches:
+        left = batch[QUEUED] + batch[RUNNING]
+        per_minute = (
+            {
+                minutes: finished_since(session, now - timedelta(minutes=minutes), batch["id"])
+                / minutes
+                for minutes in (1, 5)
+            }
+            if left
+            else {1: 0.0, 5: 0.0}
+        )
+        batch["per_minute_1m"], batch["per_minute_5m"] = per_minute[1], per_minute[5]
+        rate = per_minute[1] or per_minute[5]
+        batch["eta_seconds"] = round(60 * left / rate) if left and rate else None
+
+
 def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[dict[str, Any]]:
@@ -116,6 +152,7 @@ def status(
             "batches": batch_progress(session, batch_id),
             "failures": recent_failures(session, batch_id=batch_id),
         }
+        add_rates(session, report["batches"])
     report["broker"] = {"url": mask_url(settings.broker()), "error": None}
     try:
         report["queues"] = broker.queue_depths(settings)

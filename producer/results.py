@@ -6,6 +6,7 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from sqlalchemy import func, or_
@@ -152,18 +153,39 @@ def _record(
     }
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a listing, search or export covers; None means any."""
+
+    batch_id: int | None = None
+    status: str | None = None
+    entity: str | None = None
+    agency: str | None = None  # any case
+    language: str | None = None
+    since: str | None = None  # published on or after, an ISO date (compared as text)
+    until: str | None = None  # published on or before
+
+
 def article_ids(
     session: Session,
+    filters: Filters = Filters(),
     *,
-    batch_id: int | None = None,
-    status: str | None = None,
-    entity: str | None = None,
     after: int = 0,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[int]:
     """Ids matching the filters, ascending, from `after` (keyset paging) or `offset`."""
     query = select(col(Article.id)).where(col(Article.id) > after).order_by(col(Article.id))
+    batch_id, status, entity = filters.batch_id, filters.status, filters.entity
+    if filters.agency is not None:
+        query = query.where(func.lower(col(Article.agency)) == filters.agency.casefold())
+    if filters.language is not None:
+        query = query.where(col(Article.language) == filters.language)
+    if filters.since is not None:
+        query = query.where(col(Article.published) >= filters.since)
+    if filters.until is not None:  # "2026-08-31" takes in "2026-08-31T18:00:00Z"
+        published = func.substr(col(Article.published), 1, len(filters.until))
+        query = query.where(published <= filters.until)
     if batch_id is not None:
         members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
         query = query.where(col(Article.id).in_(members))
@@ -201,19 +223,11 @@ def entity_articles(name: str) -> Any:
     return by_name.union(by_mention)
 
 
-def iter_records(
-    session: Session,
-    *,
-    batch_id: int | None = None,
-    status: str | None = None,
-    entity: str | None = None,
-) -> Iterator[dict[str, Any]]:
+def iter_records(session: Session, filters: Filters = Filters()) -> Iterator[dict[str, Any]]:
     """Every matching record, a page at a time: constant memory whatever the table size."""
     after = 0
-    while ids := article_ids(
-        session, batch_id=batch_id, status=status, entity=entity, after=after, limit=PAGE
-    ):
-        yield from records(session, ids, batch_id=batch_id)
+    while ids := article_ids(session, filters, after=after, limit=PAGE):
+        yield from records(session, ids, batch_id=filters.batch_id)
         session.expunge_all()
         after = ids[-1]
 
@@ -293,15 +307,14 @@ def export(
     out: IO[str],
     *,
     fmt: str = "jsonl",
-    batch_id: int | None = None,
-    status: str | None = None,
+    filters: Filters = Filters(),
 ) -> int:
     """Stream records to `out` as JSONL or CSV; returns how many were written."""
     count = 0
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
     if writer:
         writer.writeheader()
-    for record in iter_records(session, batch_id=batch_id, status=status):
+    for record in iter_records(session, filters):
         if writer:
             writer.writerow(csv_row(record))
         else:

@@ -260,3 +260,52 @@ def test_broker_worker_and_submit_in_separate_terminals(tmp_path: Path) -> None:
     assert worker is not None and worker.returncode == 0
     assert _leftovers(tmp_path) == []
     assert not (tmp_path / "data" / "redis.sock").exists()
+
+
+def test_list_filters_status_rates_and_metrics(stack: Stack, tmp_path: Path) -> None:
+    records = [
+        {"id": "f1", "published": "2026-03-02", "text": "PARIS (AFP) - The Louvre reopened a "
+         "wing on Monday after two years of repairs, its director said."},
+        {"id": "f2", "published": "2026-05-20T08:00:00Z", "text": "LONDON (Reuters) - Rail "
+         "fares will rise in June, the transport ministry said on Tuesday."},
+    ]  # fmt: skip
+    path = tmp_path / "two.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    submitted = newsflow("submit", str(path), "--wait", "--json", env=_env(stack), cwd=tmp_path)
+    batch = str(json.loads(submitted.stdout)["batch_id"])
+
+    def listed(*flags: str) -> list[str]:
+        shown = newsflow("results", "list", "--batch", batch, "--json", *flags, env=_env(stack),
+                         cwd=tmp_path)  # fmt: skip
+        return [r["title"] or "" for r in json.loads(shown.stdout)]
+
+    assert len(listed()) == 2
+    assert len(listed("--agency", "afp")) == 1 and "Louvre" in listed("--agency", "AFP")[0]
+    assert len(listed("--language", "en")) == 2 and listed("--language", "fr") == []
+    assert len(listed("--since", "2026-04-01")) == 1
+    assert len(listed("--until", "2026-05-20")) == 2 and len(listed("--until", "2026-05-19")) == 1
+
+    report = json.loads(newsflow("status", "--json", "--batch", batch, env=_env(stack),
+                                 cwd=tmp_path).stdout)  # fmt: skip
+    assert {"per_minute_1m", "per_minute_5m", "eta_seconds"} <= set(report["batches"][0])
+
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, **_env(stack)}
+    server = subprocess.Popen([*NEWSFLOW, "metrics", "--port", str(port)], env=env, cwd=tmp_path,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert server.stderr is not None and "metrics on" in server.stderr.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+            text = response.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert 'newsflow_stage_articles{stage="extract",status="done"}' in text
+    assert "newsflow_broker_up 1.0" in text
+    assert 'newsflow_queue_ready{queue="clean"}' in text
+    assert "newsflow_workers_online" in text

@@ -44,14 +44,14 @@ def corpus(n: int = N) -> list[dict[str, str]]:
 
 def snapshot(url: str, batch_id: int) -> dict[str, Any]:
     """Everything stored for a batch, keyed by external id, comparable across databases."""
-    from producer.results import iter_records
+    from producer.results import Filters, iter_records
 
     keep = ("status", "title", "text", "agency", "dateline", "captions", "entities",
             "keyphrases", "summary")  # fmt: skip
     with session_scope(url) as session:
         return {
             r["external_id"]: {k: r[k] for k in keep}
-            for r in iter_records(session, batch_id=batch_id)
+            for r in iter_records(session, Filters(batch_id=batch_id))
         }
 
 
