@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -99,16 +100,21 @@ def _routing_key(raw: bytes | str) -> str | None:
 
 
 def workers(settings: Settings, timeout: float = 1.0) -> list[dict[str, Any]]:
-    """Workers that answered a broadcast: name, concurrency, active tasks."""
+    """Workers that answered a broadcast just now: name, host, concurrency, active tasks,
+    uptime, and when they answered (their last sign of life)."""
     inspect = sender(settings).control.inspect(timeout=timeout)
     stats = inspect.stats() or {}
     active = inspect.active() or {}
+    seen = datetime.now(UTC).isoformat(timespec="seconds")
     return [
         {
             "name": name,
+            "host": name.partition("@")[2] or name,
             "concurrency": info.get("pool", {}).get("max-concurrency"),
             "active": len(active.get(name, [])),
             "processed": sum(info.get("total", {}).values()),
+            "uptime_s": info.get("uptime"),
+            "last_seen": seen,
         }
         for name, info in sorted(stats.items())
     ]

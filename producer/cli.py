@@ -274,7 +274,8 @@ def _status_view(report: dict[str, Any]) -> Table:
         grid.add_row(queues)
         workers = (
             ", ".join(
-                f"{w['name']} ({w['concurrency']} proc, {w['active']} active)"
+                f"{w['name']} ({w['concurrency']} proc, {w['active']} active, "
+                f"up {w['uptime_s']} s, answered {w['last_seen'][11:19]} UTC)"
                 for w in report["workers"]
             )
             or "none answered"

@@ -97,6 +97,8 @@ def test_stdin_status_show_export_search(stack: Stack, tmp_path: Path) -> None:
     assert set(status["queues"]) == {"clean", "extract", "summarize"}
     assert status["batches"][0]["done"] == 1 and status["batches"][0]["name"] == "stdin-batch"
     assert status["workers"], "the running worker should answer"
+    worker = status["workers"][0]
+    assert worker["concurrency"] == 2 and worker["host"] and worker["last_seen"]
 
     exported = newsflow(
         "results", "export", "--batch", str(batch_id), env=_env(stack), cwd=tmp_path
