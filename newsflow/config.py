@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     max_records: int = Field(default=1_000_000, ge=1, description="Records per submit.")
 
     summary_sentences: int = Field(default=3, ge=1, description="Summary length in sentences.")
+    summary_ratio: float | None = Field(
+        default=None, gt=0, le=1, description="Summary length as a share of the sentences."
+    )
+    summary_words: int | None = Field(
+        default=None, ge=1, description="At most this many words in a summary."
+    )
     keyphrases: int = Field(default=10, ge=1, le=50, description="Keyphrases kept per article.")
     languages: str = Field(
         default="en", description="Comma-separated language codes the pipeline accepts."

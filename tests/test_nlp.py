@@ -111,3 +111,24 @@ def test_long_summaries_add_the_most_central_sentences() -> None:
     assert 4 in chosen  # later than the bakery, but about what the article is about
     assert not {3, 6} & set(chosen)  # off the topic
     assert 5 not in chosen  # repeats sentence 2
+
+
+def test_summary_length_by_ratio_and_by_words() -> None:
+    text = "\n\n".join([
+        "The city council approved a new transport budget on Monday evening.",
+        "Bus fares will stay frozen for two more years under the plan.",
+        "Tram lines are to reach the northern suburbs by the end of 2028.",
+        "Cyclists welcomed a promise of forty kilometres of protected lanes.",
+        "Opposition members said the spending would push up local taxes.",
+        "The mayor thanked officials who drafted the proposal over the summer.",
+        "Shop owners on the high street fear months of disruptive roadworks.",
+        "A public consultation on station designs opens in the spring.",
+        "Engineers expect the first new trams to arrive from the factory soon.",
+        "Residents can follow the project on a website launched this week.",
+    ])  # fmt: skip
+    sentences = split_sentences(get_sentencizer(), text)
+    assert len(summarize(sentences, ratio=0.2, text=text)) == 2
+    assert len(summarize(sentences, ratio=0.4, length=1, text=text)) == 4
+    capped = summarize(sentences, length=5, max_words=30, text=text)
+    assert len(capped) >= 1 and sum(len(s.text.split()) for s in capped) <= 30
+    assert len(summarize(sentences, length=5, max_words=3, text=text)) == 1  # never empty

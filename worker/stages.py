@@ -218,8 +218,15 @@ def run_extract(
     return ChunkResult(stored=len(outcomes), resend=resend)
 
 
-def _summary(sentencizer: Any, text: str, title: str | None, length: int) -> list[Any]:
-    return summarize(split_sentences(sentencizer, text), title=title, length=length, text=text)
+def _summary(sentencizer: Any, text: str, title: str | None, settings: Settings) -> list[Any]:
+    return summarize(
+        split_sentences(sentencizer, text),
+        title=title,
+        text=text,
+        length=settings.summary_sentences,
+        ratio=settings.summary_ratio,
+        max_words=settings.summary_words,
+    )
 
 
 def run_summarize(
@@ -234,11 +241,10 @@ def run_summarize(
         accepted, refused = _accepted(store.load_clean(session, ids), settings)
     rows = {row.id: row for row in accepted}
     sentencizer = get_sentencizer()
-    length = settings.summary_sentences
 
     def work(article_id: int) -> Outcome:
         row = rows[article_id]
-        return _attempt(article_id, interrupt, _summary, sentencizer, row.text, row.title, length)
+        return _attempt(article_id, interrupt, _summary, sentencizer, row.text, row.title, settings)
 
     outcomes, resend = _chunk(list(rows), work, interrupt, settings)
     outcomes += refused

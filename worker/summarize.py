@@ -98,11 +98,23 @@ def _centrality(words: list[set[str]]) -> list[float]:
 
 
 def summarize(
-    sentences: list[Sentence], *, title: str | None = None, length: int = 3, text: str = ""
+    sentences: list[Sentence],
+    *,
+    title: str | None = None,
+    length: int = 3,
+    text: str = "",
+    ratio: float | None = None,
+    max_words: int | None = None,
 ) -> list[Sentence]:
-    """The chosen summary sentences, in article order."""
+    """The chosen summary sentences, in article order.
+
+    Length is `length` sentences, or `ratio` of the article's sentences when given; with
+    `max_words`, sentences that would take the summary past that many words are passed
+    over (the first one chosen always stays)."""
     if not sentences:
         return []
+    if ratio is not None:
+        length = max(1, round(ratio * len(sentences)))
     limit = min(length, max(1, math.ceil(len(sentences) / 2)))
     words = [set(_content(s.text)) for s in sentences]
     frequency = Counter(w for ws in words for w in ws)
@@ -124,11 +136,19 @@ def summarize(
     ] or [i for i in (0,) if len(sentences[0].text.split()) <= 80]
     chosen: list[int] = []
 
+    def fits(i: int) -> bool:
+        if max_words is None or not chosen:
+            return True
+        used = sum(len(sentences[j].text.split()) for j in chosen)
+        return used + len(sentences[i].text.split()) <= max_words
+
     def pick(order: list[int], until: int) -> None:
         for i in order:
             if len(chosen) >= until:
                 return
-            if i not in chosen and not _redundant(words[i], [words[j] for j in chosen]):
+            if i in chosen or not fits(i):
+                continue
+            if not _redundant(words[i], [words[j] for j in chosen]):
                 chosen.append(i)
 
     pick(sorted(candidates, key=lead_score, reverse=True), min(limit, LEAD_SLOTS))
