@@ -557,7 +557,8 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops us cleanly too
+        signal.signal(signum, _terminate)
     with _friendly_errors():
         app()
 
