@@ -227,7 +227,8 @@ def test_pathological_articles_fail_alone(sqlite_stack: Stack) -> None:
     words = ["Alpha", "river", "Bravo", "market", "council", "Delta", "city", "Echo", "minister"]
     endless = " ".join(words[i * 7 % len(words)] for i in range(80_000))  # no punctuation
     nested = "<html><body>" + "<div>" * 5000 + "<p>Deep text in the middle.</p>" + "</div>" * 5000
-    records = [*corpus(6)[:3], {"id": "endless", "text": endless},
+    huge = "The council met again. " * 55_000  # 1.2 MB: over what the spaCy model takes
+    records = [*corpus(6)[:3], {"id": "endless", "text": endless}, {"id": "huge", "text": huge},
                {"id": "nested", "html": nested}, *corpus(6)[3:]]  # fmt: skip
     batch = stack.client.submit(records)
     progress = stack.wait(batch.id, timeout=300)
@@ -237,7 +238,10 @@ def test_pathological_articles_fail_alone(sqlite_stack: Stack) -> None:
     assert results["endless"]["status"] == "failed"
     assert "time limit" in endless_stage["error"] or "gave up after" in endless_stage["error"]
     assert results["nested"]["status"] in ("done", "failed")
-    assert progress["done"] + progress["failed"] == 8
+    huge_stages = results["huge"]["stages"]
+    assert "over the 1,000,000 the extract model takes" in huge_stages["extract"]["error"]
+    assert huge_stages["summarize"]["status"] == "done"
+    assert progress["done"] + progress["failed"] == 9
     assert stack.worker is not None and stack.worker.poll() is None
 
 

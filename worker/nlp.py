@@ -36,6 +36,7 @@ def get_sentencizer() -> Any:
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
+    nlp.max_length = 10_000_000  # tokenizer and rules only: long texts cost time, not memory
     return nlp
 
 

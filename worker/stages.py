@@ -194,6 +194,14 @@ def run_extract(
     with session_scope(url) as session:
         rows, outcomes = _accepted(store.load_clean(session, ids), settings)
     nlp = get_nlp()
+    too_long = [row for row in rows if len(row.text) > nlp.max_length]
+    for row in too_long:
+        reason = (
+            f"article text is {len(row.text):,} characters, over the {nlp.max_length:,} "
+            "the extract model takes; split it or lower NEWSFLOW_MAX_ARTICLE_BYTES"
+        )
+        outcomes.append(Outcome(row.id, 0.0, error=reason))
+    rows = [row for row in rows if len(row.text) <= nlp.max_length]
     with nlp.memory_zone():  # frees the strings this chunk added to the vocab
         try:
             texts = [row.text for row in rows]
