@@ -20,11 +20,6 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "processing", "done", "failed"
 ARTICLE_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 
 
-def chunk_message(article_ids: list[int]) -> dict[str, Any]:
-    """The whole body of a stage task: ids only, the DB holds the articles."""
-    return {"args": [list(article_ids)], "kwargs": {}}
-
-
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings shared by the sending (producer) and the consuming (worker) app."""
     return {

@@ -19,11 +19,3 @@ class TransientError(NewsflowError):
 
 class PermanentError(NewsflowError):
     """Raised when an article cannot be processed as it is: no retry, reason stored."""
-
-
-class InvalidRecord(PermanentError):
-    """Raised when a submitted record is malformed; the message is the reason shown to users."""
-
-
-class UnsupportedLanguage(PermanentError):
-    """Raised when an article's language has no configured pipeline."""

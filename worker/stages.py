@@ -133,21 +133,39 @@ def run_clean(
     return ChunkResult(stored=len(outcomes), forward=forward, resend=resend)
 
 
-def _accepted(
-    rows: list[store.CleanRow], settings: Settings
+def _admitted(
+    rows: list[store.CleanRow], settings: Settings, max_chars: int | None
 ) -> tuple[list[store.CleanRow], list[Outcome]]:
-    """Rows in an accepted language, and failures for the rest."""
-    accepted, refused = [], []
+    """Rows the stage can take, and failures, with the reason, for the rest."""
+    admitted, refused = [], []
     for row in rows:
-        if settings.accepts(row.language):
-            accepted.append(row)
-        else:
-            error = (
+        if not settings.accepts(row.language):
+            reason = (
                 f"unsupported language: {row.language} (this pipeline takes {settings.languages}; "
                 "NEWSFLOW_LANGUAGES and NEWSFLOW_SPACY_MODEL set it)"
             )
-            refused.append(Outcome(row.id, 0.0, error=error))
-    return accepted, refused
+        elif max_chars is not None and len(row.text) > max_chars:
+            reason = (
+                f"article text is {len(row.text):,} characters, over the {max_chars:,} "
+                "the extract model takes; split it or lower NEWSFLOW_MAX_ARTICLE_BYTES"
+            )
+        else:
+            admitted.append(row)
+            continue
+        refused.append(Outcome(row.id, 0.0, error=reason))
+    return admitted, refused
+
+
+def _begin_cleaned(
+    url: str, stage: str, article_ids: Sequence[int], max_chars: int | None = None
+) -> tuple[list[store.CleanRow], list[Outcome], list[list[int]]]:
+    """For the stages after clean: (rows to run, refusals, singleton chunks to send instead)."""
+    ids, resend = _begin(url, stage, article_ids)
+    if not ids:
+        return [], [], resend
+    with session_scope(url) as session:
+        rows, refused = _admitted(store.load_clean(session, ids), get_settings(), max_chars)
+    return rows, refused, resend
 
 
 def _docs(
@@ -188,20 +206,10 @@ def run_extract(
 ) -> ChunkResult:
     """Entities and keyphrases of the cleaned articles."""
     settings = get_settings()
-    ids, resend = _begin(url, "extract", article_ids)
-    if not ids:
-        return ChunkResult(resend=resend)
-    with session_scope(url) as session:
-        rows, outcomes = _accepted(store.load_clean(session, ids), settings)
     nlp = get_nlp()
-    too_long = [row for row in rows if len(row.text) > nlp.max_length]
-    for row in too_long:
-        reason = (
-            f"article text is {len(row.text):,} characters, over the {nlp.max_length:,} "
-            "the extract model takes; split it or lower NEWSFLOW_MAX_ARTICLE_BYTES"
-        )
-        outcomes.append(Outcome(row.id, 0.0, error=reason))
-    rows = [row for row in rows if len(row.text) <= nlp.max_length]
+    rows, outcomes, resend = _begin_cleaned(url, "extract", article_ids, nlp.max_length)
+    if not rows and not outcomes:
+        return ChunkResult(resend=resend)
     with nlp.memory_zone():  # frees the strings this chunk added to the vocab
         try:
             texts = [row.text for row in rows]
@@ -242,11 +250,9 @@ def run_summarize(
 ) -> ChunkResult:
     """Extractive summaries of the cleaned articles."""
     settings = get_settings()
-    ids, resend = _begin(url, "summarize", article_ids)
-    if not ids:
+    accepted, refused, resend = _begin_cleaned(url, "summarize", article_ids)
+    if not accepted and not refused:
         return ChunkResult(resend=resend)
-    with session_scope(url) as session:
-        accepted, refused = _accepted(store.load_clean(session, ids), settings)
     rows = {row.id: row for row in accepted}
     sentencizer = get_sentencizer()
 
