@@ -21,7 +21,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -77,25 +76,6 @@ def _settings() -> Settings:
     return get_settings()
 
 
-def _progress_bar(total: int) -> tuple[Progress, Callable[[dict[str, Any]], None]]:
-    bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f}/s"), TimeRemainingColumn(),
-        TextColumn("{task.fields[failed]}"),
-        console=err, disable=not err.is_terminal,
-    )  # fmt: skip
-    task = bar.add_task("processing", total=total, rate=0.0, failed="")
-    started = time.monotonic()
-
-    def update(progress: dict[str, Any]) -> None:
-        finished = progress["done"] + progress["failed"]
-        rate = finished / max(time.monotonic() - started, 1e-6)
-        failed = f"[red]{progress['failed']} failed" if progress["failed"] else ""
-        bar.update(task, completed=finished, total=progress["total"], rate=rate, failed=failed)
-
-    return bar, update
-
-
 def _report_submit(result: SubmitResult, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
@@ -113,9 +93,7 @@ def _report_submit(result: SubmitResult, as_json: bool) -> None:
 def _wait(
     client: Client, result: SubmitResult, alive: Callable[[], bool] | None = None
 ) -> dict[str, Any]:
-    bar, update = _progress_bar(result.submitted)
-    with bar:
-        return client.wait(result.batch_id, on_progress=update, alive=alive)
+    return client.wait(result.batch_id, alive=alive)  # with a bar on a terminal
 
 
 @app.command()

@@ -6,10 +6,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from rich.console import Console
+
 from newsflow import db
 from newsflow.config import Settings, get_settings
 from newsflow.db import session_scope
 from producer import monitor, results, submit
+from producer.progress import progress_bar
 from producer.sources import read_inputs
 
 Progress = Callable[[dict[str, Any]], None]
@@ -61,14 +64,19 @@ class Client:
     ) -> dict[str, Any]:
         """Block until every article of the batch is done or failed; returns the counts.
 
+        Without `on_progress`, a progress bar is drawn on stderr when it is a terminal.
         `alive` is checked on every poll: when it returns False (the workers died) the wait
         stops with RuntimeError rather than hang.
         """
+        if on_progress is None:
+            bar, update = progress_bar(Console(stderr=True))
+            with bar:
+                return self.wait(batch_id, timeout=timeout, poll=poll, on_progress=update,
+                                 alive=alive)  # fmt: skip
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             progress = self.progress(batch_id)
-            if on_progress:
-                on_progress(progress)
+            on_progress(progress)
             if progress["done"] + progress["failed"] >= progress["total"]:
                 return progress
             if alive is not None and not alive():
