@@ -48,34 +48,22 @@ def pool(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
+def _repeats(session: Any, *key: Any) -> int:
+    """Groups of rows sharing `key` more than once."""
+    groups = select(*key).group_by(*key).having(func.count() > 1).subquery()
+    return int(session.execute(select(func.count()).select_from(groups)).scalar_one())
+
+
 def duplicates(url: str) -> int:
     """Output rows that say the same thing twice for one article (should be 0)."""
     with session_scope(url) as session:
-        entity_dupes = session.execute(
-            select(func.count()).select_from(
-                select(col(Entity.article_id), col(Entity.name), col(Entity.label))
-                .group_by(col(Entity.article_id), col(Entity.name), col(Entity.label))
-                .having(func.count() > 1)
-                .subquery()
+        return (
+            _repeats(session, col(Entity.article_id), col(Entity.name), col(Entity.label))
+            + _repeats(session, col(Mention.article_id), col(Mention.start), col(Mention.end))
+            + _repeats(
+                session, col(SummarySentence.article_id), col(SummarySentence.sentence_index)
             )
-        ).scalar_one()
-        mention_dupes = session.execute(
-            select(func.count()).select_from(
-                select(col(Mention.article_id), col(Mention.start), col(Mention.end))
-                .group_by(col(Mention.article_id), col(Mention.start), col(Mention.end))
-                .having(func.count() > 1)
-                .subquery()
-            )
-        ).scalar_one()
-        sentence_dupes = session.execute(
-            select(func.count()).select_from(
-                select(col(SummarySentence.article_id), col(SummarySentence.sentence_index))
-                .group_by(col(SummarySentence.article_id), col(SummarySentence.sentence_index))
-                .having(func.count() > 1)
-                .subquery()
-            )
-        ).scalar_one()
-    return int(entity_dupes + mention_dupes + sentence_dupes)
+        )
 
 
 def soak(articles: int, workers: int, db_url: str | None, broker_url: str | None) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,18 +203,3 @@ def extract_entities(
     builder.merge_people()
     builder.find_missed()
     return builder.finish()
-
-
-def entity_rows(entities: Iterable[EntityOut]) -> list[dict[str, Any]]:
-    """The output-record shape of a list of entities."""
-    return [
-        {
-            "name": e.name,
-            "label": e.label,
-            "count": e.count,
-            "salience": e.salience,
-            "aliases": e.aliases,
-            "mentions": [{"start": m.start, "end": m.end, "text": m.text} for m in e.mentions],
-        }
-        for e in entities
-    ]

@@ -9,7 +9,6 @@ Scores are scaled so the best phrase scores 1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +57,3 @@ def extract_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
         Keyphrase(max(forms[k], key=lambda f: forms[k][f]), round(scores[k] / best, 4))
         for k in ranked
     ]
-
-
-def keyphrase_rows(phrases: Iterable[Keyphrase]) -> list[dict[str, Any]]:
-    return [{"text": p.text, "score": p.score} for p in phrases]
