@@ -203,7 +203,7 @@ def _html_to_text(html: str) -> tuple[str, dict[str, Any]]:
     import trafilatura
 
     document = trafilatura.bare_extraction(
-        html, with_metadata=True, include_comments=False, include_tables=False
+        html, with_metadata=True, include_comments=False, favor_precision=True
     )
     text = getattr(document, "text", None) or ""
     if not text.strip():
