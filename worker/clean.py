@@ -91,6 +91,12 @@ CAPTION_RULES = (
     ),
     _rule("photo caption", r"\((?:photo|image|picture|file photo)s?\b[^)]{0,80}\)\.?$", 120),
     _rule("photo caption", r"\[(?:photo|image|picture)s?\s*/[^\]]{0,60}\]\.?$", 120),
+    # A credit closing the caption: "(Xinhua/Li Tao)", "(AP Photo/Jane Doe)", "(Reuters/Ann Lee)"
+    _rule(
+        "photo caption",
+        r"\((?-i:[A-Z])[\w.&' -]{0,30}/\s?(?-i:[A-Z])[\w.'’ -]{1,40}\)\.?$",
+        120,
+    ),
     _rule("photo caption", r"^(?:file\s+)?(?:photo|image|picture)s?\s*(?::|\||/|-)\s*\S", 80),
     _rule("photo caption", r"^file\s+photo\b", 80),
 )
@@ -246,13 +252,24 @@ class _Cleaner:
             return True
         return False
 
-    def furniture(self, line: str) -> bool:
-        words = _words(line)
+    def caption(self, line: str) -> bool:
+        # A caption hard wrapped over several lines shows itself by its credit at the end:
+        # the lines before it in the same paragraph are part of it.
+        wrapped = self.glue and bool(self.paragraphs)
+        whole = f"{self.paragraphs[-1]} {line}" if wrapped else line
         for rule in CAPTION_RULES:
-            if words <= rule.max_words and rule.pattern.search(line):
-                self.out.captions.append(line)
-                self.remove(line, rule.reason)
+            if _words(whole) <= rule.max_words and rule.pattern.search(whole):
+                if wrapped:
+                    self.paragraphs.pop()
+                self.out.captions.append(whole)
+                self.remove(whole, rule.reason)
                 return True
+        return False
+
+    def furniture(self, line: str) -> bool:
+        if self.caption(line):
+            return True
+        words = _words(line)
         for rule in FURNITURE_RULES:
             if words <= rule.max_words and rule.pattern.search(line):
                 if rule.reason == "wire credit" and "associated press" in line.casefold():

@@ -1,7 +1,11 @@
 """The entities half of the extract stage: a spaCy Doc -> one canonical entity per thing.
 
 spaCy gives mentions; a reader wants entities. On top of spaCy's spans:
-- person spans lose leading titles ("President", "Premier", "Mr.") and a trailing "'s";
+- names lose a leading "the", people lose titles ("President", "Premier", "Mr.") and
+  nationality words, every name a trailing "'s";
+- a span that runs two names together is split where a spaced punctuation mark or a
+  number separates them ("Dampier / Kaohsiung", "Arsenal 2 Derby 2"), and a person or
+  place loses a trailing number ("Slovenia 432" in a results table);
 - spans that cross a paragraph break are dropped (they join two unrelated lines);
 - a person mentioned later by part of the name ("Xi" after "Xi Jinping") is the same
   person, also when spaCy gave the short form another label ("Cavusoglu" as ORG);
@@ -9,8 +13,10 @@ spaCy gives mentions; a reader wants entities. On top of spaCy's spans:
 - numeric types (DATE, MONEY, CARDINAL...) are left out unless asked for.
 
 Salience, in [0, 1] and summing to 1 over an article's entities: each mention weighs
-1 + (1 - position), position being its offset as a fraction of the text (early mentions
-count up to twice), plus 2 if the entity is named in the title.
+2 - position, position being its offset as a fraction of the text (early mentions count
+up to twice as much as late ones), doubled when the mention is the subject of its clause
+("Xi said ..."); the entity's weight is the sum over its mentions, plus 2 if it is named
+in the title.
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ from typing import Any
 NUMERIC_LABELS = frozenset({"CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME"})
 # Labels whose span may really be a person's surname wrongly typed by spaCy.
 RELABEL_TO_PERSON = frozenset({"ORG", "PRODUCT", "WORK_OF_ART", "EVENT", "FAC", "LAW"})
+# Names that never end in a number ("Slovenia 432" is a place and a score).
+PLAIN_NAME_LABELS = frozenset({"PERSON", "GPE", "LOC", "NORP"})
+# Names that may hold numbers and dashes of their own ("Star Wars - Episode I", "Windows 95").
+TITLED_LABELS = frozenset({"WORK_OF_ART", "PRODUCT", "EVENT", "LAW"}) | NUMERIC_LABELS
+
+# A mention that is the subject of its clause ("Xi said ...") is what the sentence is about.
+SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
+SUBJECT_WEIGHT = 2.0
 
 TITLES = frozenset(
     """president premier prime minister chancellor king queen prince princess sheikh emir
@@ -62,18 +76,66 @@ class EntityOut:
         return len(self.mentions)
 
 
-def _trim(span: Any) -> tuple[int, int] | None:
-    """Token bounds of the span without titles, nationality words and possessive 's."""
-    start, end = span.start, span.end
-    doc = span.doc
-    if span.label_ == "PERSON":
+def _separates(token: Any) -> bool:
+    """A token that stands between two names inside one span, never inside a name: a
+    spaced punctuation mark ("Dampier / Kaohsiung", "Forwards - Antonio Folha") or a
+    number followed by another name ("Arsenal 2 Derby 2")."""
+    doc = token.doc
+    if token.is_punct and token.i > 0 and doc[token.i - 1].whitespace_ and token.whitespace_:
+        return True
+    following = doc[token.i + 1] if token.i + 1 < len(doc) else None
+    return token.like_num and following is not None and following.is_title
+
+
+def _trim(doc: Any, start: int, end: int, label: str) -> tuple[int, int] | None:
+    """Token bounds of a name without a leading "the", a person's titles and nationality
+    words, a trailing number on a person or place ("Slovenia 432"), or a possessive 's."""
+    while start < end - 1 and doc[start].lower_ == "the":
+        start += 1
+    if label == "PERSON":
         while start < end - 1 and (
             doc[start].lower_ in TITLES or doc[start].ent_type_ == "NORP" or doc[start].is_punct
         ):
             start += 1
-    while end > start and (doc[end - 1].lower_ in {"'s", "’s", "'"} or doc[end - 1].is_punct):
+    while end > start and (
+        doc[end - 1].lower_ in {"'s", "’s", "'"}
+        or doc[end - 1].is_punct
+        or (label in PLAIN_NAME_LABELS and doc[end - 1].like_num)
+    ):
         end -= 1
-    return (start, end) if end > start else None
+    if end <= start or not any(t.is_alpha and t.text[0].isupper() for t in doc[start:end]):
+        return None
+    return start, end
+
+
+def _titled_person(span: Any, surnames: set[str]) -> tuple[int, int] | None:
+    """Token bounds of the person in a span the tagger gave another label because of the
+    title before the name ("Kazakh President Kassym-Jomart Tokayev" as ORG), when the name
+    ends in the surname of a person the article names elsewhere."""
+    doc = span.doc
+    titles = [t.i for t in span[:-1] if t.lower_ in TITLES]
+    if span.label_ not in RELABEL_TO_PERSON or not titles or doc[span.end - 1].text not in surnames:
+        return None
+    start = titles[-1] + 1
+    name = doc[start : span.end]
+    if all(t.is_title or (t.text == "-" and not t.whitespace_) for t in name):
+        return start, span.end
+    return None
+
+
+def _names(span: Any) -> list[tuple[int, int]]:
+    """Token bounds of the names in one entity span: usually one, more when the tagger ran
+    two names together ("Luton 2 Boreham Wood 1" is Luton and Boreham Wood)."""
+    if span.label_ in TITLED_LABELS:
+        bounds = _trim(span.doc, span.start, span.end, span.label_)
+        return [bounds] if bounds else []
+    names, start = [], span.start
+    for i in range(span.start, span.end + 1):
+        if i == span.end or _separates(span.doc[i]):
+            if i > start and (bounds := _trim(span.doc, start, i, span.label_)):
+                names.append(bounds)
+            start = i + 1
+    return names
 
 
 def _person_parts(name: str) -> list[str]:
@@ -83,9 +145,10 @@ def _person_parts(name: str) -> list[str]:
 class _Builder:
     """Groups the mentions of one document into canonical entities."""
 
-    def __init__(self, text: str, title: str | None) -> None:
+    def __init__(self, text: str, title: str | None, subjects: list[int]) -> None:
         self.text = text
         self.title = title or ""
+        self.subjects = subjects  # sorted offsets of the tokens that are a clause's subject
         self.entities: dict[tuple[str, str], EntityOut] = {}
         self.covered: list[tuple[int, int]] = []  # sorted, non-overlapping mention spans
 
@@ -152,6 +215,10 @@ class _Builder:
                 unique[match.group()].mentions.append(Mention(start, end, match.group()))
                 bisect.insort(self.covered, (start, end))
 
+    def is_subject(self, mention: Mention) -> bool:
+        i = bisect.bisect_left(self.subjects, mention.start)
+        return i < len(self.subjects) and self.subjects[i] < mention.end
+
     def finish(self) -> list[EntityOut]:
         length = max(len(self.text), 1)
         title = self.title.casefold()
@@ -160,7 +227,10 @@ class _Builder:
             forms = {m.text for m in entity.mentions}
             entity.name = _canonical(entity, forms)
             entity.aliases = sorted(forms - {entity.name})
-            weight = sum(2 - m.start / length for m in entity.mentions)
+            weight = sum(
+                (2 - m.start / length) * (SUBJECT_WEIGHT if self.is_subject(m) else 1)
+                for m in entity.mentions
+            )
             if any(re.search(rf"\b{re.escape(f.casefold())}\b", title) for f in forms):
                 weight += 2
             entity.salience = weight
@@ -189,17 +259,20 @@ def extract_entities(
     doc: Any, *, title: str | None = None, numeric: bool = False
 ) -> list[EntityOut]:
     """Canonical entities of one parsed article, most salient first."""
-    builder = _Builder(doc.text, title)
+    subjects = [t.idx for t in doc if t.dep_ in SUBJECT_DEPS]
+    builder = _Builder(doc.text, title, subjects)
+    surnames = {span[-1].text for span in doc.ents if span.label_ == "PERSON"}
     for span in doc.ents:
         if span.label_ in NUMERIC_LABELS and not numeric:
             continue
         if "\n" in span.text:
             continue
-        bounds = _trim(span)
-        if bounds is None:
-            continue
-        trimmed = doc[bounds[0] : bounds[1]]
-        builder.add(span.label_, trimmed.start_char, trimmed.end_char)
+        if person := _titled_person(span, surnames):
+            names, label = [person], "PERSON"
+        else:
+            names, label = _names(span), span.label_
+        for start, end in names:
+            builder.add(label, doc[start].idx, doc[end - 1].idx + len(doc[end - 1]))
     builder.merge_people()
     builder.find_missed()
     return builder.finish()
