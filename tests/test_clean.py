@@ -54,6 +54,7 @@ def test_wire_story_is_split_into_fields() -> None:
         ("The minister speaks in Brussels. (Photo: Alex Berg)", "photo caption"),
         ("Crowds gather in the square. [Photo/Agencies]", "photo caption"),
         ("Advertisement", "advertisement"),
+        ("You must log in to post a comment.", "comment prompt"),
         ("Read more: Five things to know about the vote", "related links"),
         ("Subscribe to our newsletter for daily updates", "newsletter prompt"),
         ("We use cookies to give you the best experience on our site.", "cookie banner"),
@@ -79,6 +80,7 @@ def test_furniture_lines_are_removed_with_their_reason(line: str, reason: str) -
         "He shared a before/after photo of the bridge.",
         "Share prices rose 3% on Tuesday after the results.",
         "By the end of the day, more than 200 people had left the town.",
+        "Readers must log in to post a comment under the new rules, the site said.",
     ],
 )
 def test_body_sentences_that_mention_furniture_words_stay(sentence: str) -> None:

@@ -110,6 +110,12 @@ FURNITURE_RULES = (
     ),
     _rule(
         "comment prompt",
+        r"^(?:you must |please )?(?:log ?in|sign ?in|register) to "
+        r"(?:post |leave |add |write )?(?:a )?(?:comment|reply)",
+        12,
+    ),
+    _rule(
+        "comment prompt",
         r"^(?:\d+\s+)?(?:comments?|leave a (?:comment|reply)|add (?:a )?comment|"
         r"view comments|join the (?:discussion|conversation)|show comments)\W*$",
         6,
