@@ -132,3 +132,15 @@ def test_summary_length_by_ratio_and_by_words() -> None:
     capped = summarize(sentences, length=5, max_words=30, text=text)
     assert len(capped) >= 1 and sum(len(s.text.split()) for s in capped) <= 30
     assert len(summarize(sentences, length=5, max_words=3, text=text)) == 1  # never empty
+
+
+def test_pipe_batches_keep_order_and_bound_docs_and_characters() -> None:
+    from worker.stages import PIPE_BATCH, PIPE_CHARS, _batches
+
+    short, long = "a" * 100, "b" * (PIPE_CHARS + 1)
+    texts = [short] * (PIPE_BATCH + 3) + [long] + [short] * 2
+    batches = list(_batches(texts))
+    assert [t for b in batches for t in b] == texts
+    assert all(len(b) <= PIPE_BATCH for b in batches)
+    assert [long] in batches  # a text over the budget runs alone, never padded with others
+    assert all(sum(map(len, b)) <= PIPE_CHARS for b in batches if long not in b)
