@@ -107,6 +107,8 @@ def test_xinhua_sample_record_field_by_field(examples_batch: tuple[int, dict[str
         assert short not in people  # one entity per person, under the full name
     places = {e["name"] for e in record["entities"] if e["label"] == "GPE"}
     assert {"China", "Russia"} <= places
+    most_salient = max(record["entities"], key=lambda e: e["salience"])
+    assert most_salient["name"] == "Xi Jinping"
     assert 1 <= len(record["summary"]["sentences"]) <= 5
     for sentence in record["summary"]["sentences"]:
         assert sentence["text"] in record["text"]
