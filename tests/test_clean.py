@@ -151,3 +151,14 @@ def test_agency_credit_opening_a_story_is_moved_to_agency(opening: str, agency: 
 def test_a_parenthesis_that_is_not_an_agency_stays() -> None:
     text = "(Updated) The bridge over the Tarn reopened on Friday, officials said."
     assert clean_article(text).text == text
+
+
+def test_html_headings_and_paragraphs_stay_apart() -> None:
+    html = """<html><head><title>Dam opens</title></head><body><article><h1>Dam opens</h1>
+    <p>The valley's new dam opened on Friday after six years of building, officials said</p>
+    <h2>A decade of drought</h2>
+    <p>Rainfall in the valley has been below average in eight of the last ten years.</p>
+    </article></body></html>"""
+    paragraphs = clean_article(html, kind="html").text.split("\n\n")
+    assert "A decade of drought" in paragraphs
+    assert len(paragraphs) == 3

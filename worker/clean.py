@@ -328,6 +328,9 @@ def clean_article(raw: str, *, kind: str = "text", title: str | None = None) -> 
     raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     if kind == "html":
         raw, meta = _html_to_text(raw)
+        # trafilatura writes one block element (paragraph, heading, list item) per line:
+        # each is a paragraph of its own, never a hard-wrapped piece of the next one.
+        raw = raw.replace("\n", "\n\n")
     cleaner = _Cleaner(title or meta.get("title"))
     cleaner.feed(raw)
     out = cleaner.out
