@@ -40,6 +40,8 @@ def test_titles_are_not_part_of_names_and_numbers_are_left_out(doc) -> None:  # 
     assert not {e.label for e in entities} & {"DATE", "CARDINAL", "TIME"}
     with_numbers = extract_entities(doc, title=None, numeric=True)
     assert "DATE" in {e.label for e in with_numbers}
+    money = extract_entities(get_nlp()("The plan costs $2 billion."), title=None, numeric=True)
+    assert [(e.name, e.label) for e in money] == [("$2 billion", "MONEY")]
 
 
 def test_salience_is_a_distribution_led_by_the_main_actor(doc) -> None:  # type: ignore[no-untyped-def]

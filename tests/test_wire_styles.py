@@ -91,6 +91,10 @@ def process(raw: str, kind: str = "text") -> Story:
     cleaned = clean_article(raw, kind=kind)
     doc = get_nlp()(cleaned.text)
     entities = extract_entities(doc, title=cleaned.title)
+    for entity in entities:
+        for mention in entity.mentions:
+            assert cleaned.text[mention.start : mention.end] == mention.text
+            assert "\n" not in mention.text  # no entity spans a paragraph break
     people = [e.name for e in entities if e.label == "PERSON"]
     assert len(people) == len(set(people)), f"one entity per person: {people}"
     return Story(cleaned, {e.name: e for e in entities})

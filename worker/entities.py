@@ -6,7 +6,7 @@ spaCy gives mentions; a reader wants entities. On top of spaCy's spans:
 - a span that runs two names together is split where a spaced punctuation mark or a
   number separates them ("Dampier / Kaohsiung", "Arsenal 2 Derby 2"), and a person or
   place loses a trailing number ("Slovenia 432" in a results table);
-- spans that cross a paragraph break are dropped (they join two unrelated lines);
+- a span that crosses a line break is split there (it joined two unrelated lines);
 - a person mentioned later by part of the name ("Xi" after "Xi Jinping") is the same
   person, also when spaCy gave the short form another label ("Cavusoglu" as ORG);
 - further occurrences of a known name that spaCy missed are added as mentions;
@@ -76,10 +76,15 @@ class EntityOut:
         return len(self.mentions)
 
 
-def _separates(token: Any) -> bool:
-    """A token that stands between two names inside one span, never inside a name: a
-    spaced punctuation mark ("Dampier / Kaohsiung", "Forwards - Antonio Folha") or a
-    number followed by another name ("Arsenal 2 Derby 2")."""
+def _separates(token: Any, label: str) -> bool:
+    """A token that stands between two names inside one span, never inside a name: a line
+    break, a spaced punctuation mark ("Dampier / Kaohsiung", "Forwards - Antonio Folha") or
+    a number followed by another name ("Arsenal 2 Derby 2"). Titles of works and products
+    keep their own dashes and numbers ("Windows 95")."""
+    if token.is_space:
+        return True
+    if label in TITLED_LABELS:
+        return False
     doc = token.doc
     if token.is_punct and token.i > 0 and doc[token.i - 1].whitespace_ and token.whitespace_:
         return True
@@ -103,8 +108,11 @@ def _trim(doc: Any, start: int, end: int, label: str) -> tuple[int, int] | None:
         or (label in PLAIN_NAME_LABELS and doc[end - 1].like_num)
     ):
         end -= 1
-    if end <= start or not any(t.is_alpha and t.text[0].isupper() for t in doc[start:end]):
+    if end <= start:
         return None
+    capitalised = any(t.is_alpha and t.text[0].isupper() for t in doc[start:end])
+    if label not in NUMERIC_LABELS and not capitalised:
+        return None  # a name has a capitalised word: not "the" or "- ." left over
     return start, end
 
 
@@ -125,13 +133,10 @@ def _titled_person(span: Any, surnames: set[str]) -> tuple[int, int] | None:
 
 def _names(span: Any) -> list[tuple[int, int]]:
     """Token bounds of the names in one entity span: usually one, more when the tagger ran
-    two names together ("Luton 2 Boreham Wood 1" is Luton and Boreham Wood)."""
-    if span.label_ in TITLED_LABELS:
-        bounds = _trim(span.doc, span.start, span.end, span.label_)
-        return [bounds] if bounds else []
+    names together across a line break or a results table ("Luton 2 Boreham Wood 1")."""
     names, start = [], span.start
     for i in range(span.start, span.end + 1):
-        if i == span.end or _separates(span.doc[i]):
+        if i == span.end or _separates(span.doc[i], span.label_):
             if i > start and (bounds := _trim(span.doc, start, i, span.label_)):
                 names.append(bounds)
             start = i + 1
@@ -264,8 +269,6 @@ def extract_entities(
     surnames = {span[-1].text for span in doc.ents if span.label_ == "PERSON"}
     for span in doc.ents:
         if span.label_ in NUMERIC_LABELS and not numeric:
-            continue
-        if "\n" in span.text:
             continue
         if person := _titled_person(span, surnames):
             names, label = [person], "PERSON"
