@@ -62,6 +62,14 @@ def test_wire_story_is_split_into_fields() -> None:
         ("Editor: Li Ming", "editor credit"),
         ("Copyright 2026 Example Media. All rights reserved.", "copyright"),
         ("Associated Press writer Kim Lee contributed to this report.", "wire credit"),
+        ("DON'T MISS", "related links"),
+        ("Flood barriers fail in three towns overnight [VIDEO]", "related links"),
+        ("Follow our full coverage of the election at https://example.org/vote", "related links"),
+        ("Get the day's news in your inbox. Sign up for our free newsletter.", "newsletter prompt"),
+        ("Email Ana Ruiz at aruiz@example.org or follow her @anaruiz.", "contact line"),
+        ("Have a tip? Ana Ruiz may be reached at aruiz@example.org.", "contact line"),
+        ("Updated at 1:23 p.m.", "timestamp"),
+        ("Published: March 4, 2026", "timestamp"),
     ],
 )
 def test_furniture_lines_are_removed_with_their_reason(line: str, reason: str) -> None:
@@ -81,6 +89,11 @@ def test_furniture_lines_are_removed_with_their_reason(line: str, reason: str) -
         "Share prices rose 3% on Tuesday after the results.",
         "By the end of the day, more than 200 people had left the town.",
         "Readers must log in to post a comment under the new rules, the site said.",
+        "Updated figures show exports rose 4% in March.",
+        "The ministry said it would follow up with the families [of the victims].",
+        "Residents can sign up for flood alerts at the town hall, the mayor said.",
+        "Follow-up tests at https://example.org showed no leak, the operator said.",
+        "Reporters can email questions to the court, which will answer them on Friday.",
     ],
 )
 def test_body_sentences_that_mention_furniture_words_stay(sentence: str) -> None:

@@ -135,17 +135,34 @@ FURNITURE_RULES = (
     ),
     _rule(
         "related links",
-        r"^(?:read more|read also|see also|related(?: news| articles| stories| content)?|"
+        r"^(?:read more|read also|see also|see more|related(?: news| articles| stories| content)?|"
         r"more on this(?: story)?|recommended(?: for you)?|most read|trending now|"
-        r"also read|you may also like)\b\W*",
+        r"also read|you may also like|don['’]t miss|more from)\b\W*",
         20,
     ),
+    # A linked headline tagged in capitals: "Plague fears grow in the region [VIDEO]"
+    _rule("related links", r"\[(?-i:[A-Z]{3,})\]\W*$", 25),
+    # "Follow our full coverage at https://...", "More news: https://..."
+    _rule("related links", r"^(?:follow|more|read|watch|listen|see)\b.{0,150}https?://\S+$", 30),
     _rule(
         "newsletter prompt",
-        r"^(?:subscribe|sign up|register)\b.{0,80}\b(?:newsletter|updates|alerts|briefing)",
-        25,
+        r"(?:^|[.!?]\s+)(?:subscribe|sign up|register)\b.{0,80}"
+        r"\b(?:newsletters?|updates|alerts|briefing)",
+        30,
     ),
     _rule("social prompt", r"^follow us\b", 15),
+    _rule(
+        "contact line",
+        r"^(?:email|e-mail|reach|contact|follow)\b.{0,150}?(?:\S+@\S+\.\w|(?:^|\s)@\w{2,})",
+        40,
+    ),
+    _rule("contact line", r"\b(?:may|can) be (?:reached|contacted) at\b", 40),
+    _rule(
+        "timestamp",
+        rf"^(?:last )?(?:updated|published|posted)(?: on| at)?\s*:?\s*(?:\d|{MONTH}\s\d|"
+        r"(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)",
+        10,
+    ),
     _rule("editor credit", r"^(?:editor|editors|edited by|editing by|responsible editor)\s*:", 15),
     _rule("copyright", r"^(?:©|\(c\)\s|copyright\b)", 40),
     _rule("copyright", r"\ball rights reserved\b", 40),
