@@ -146,3 +146,13 @@ def test_pipe_batches_keep_order_and_bound_docs_and_characters() -> None:
     assert all(len(b) <= PIPE_BATCH for b in batches)
     assert [long] in batches  # a text over the budget runs alone, never padded with others
     assert all(sum(map(len, b)) <= PIPE_CHARS for b in batches if long not in b)
+
+
+def test_keyphrases_keep_hyphenated_compounds_and_leave_out_dates() -> None:
+    text = (
+        "Dock workers in Valmera ended a nine-day strike on Tuesday. The nine-day strike "
+        "had closed the port since Monday, and the port operator raised wages on Tuesday."
+    )
+    phrases = [p.text for p in extract_keyphrases(get_nlp()(text), top=10)]
+    assert "nine-day strike" in phrases
+    assert not {"Tuesday", "Monday", "day strike"} & set(phrases)
