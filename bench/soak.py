@@ -81,6 +81,9 @@ def soak(articles: int, workers: int, db_url: str | None, broker_url: str | None
             time.sleep(5)  # let the pool load its models before the clock starts
             started = time.monotonic()
             batch = client.submit(corpus(articles), name="soak")
+            if batch.queued != articles:
+                raise SystemExit(f"only {batch.queued} of {articles} articles were new: "
+                                 "give --db an empty database")  # fmt: skip
             submitted = time.monotonic() - started
 
             def sample(progress: dict[str, Any]) -> None:

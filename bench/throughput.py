@@ -9,7 +9,9 @@ wire stories of similar length, else generated stories only. Measured in this or
   over it for the summary), called with nlp.pipe in --workers processes, no queue, no DB;
 - newsflow: submit -> Redis -> `celery worker` with --workers processes -> every stage
   done in the DB; wall time from the first submitted record to the last stored result;
-  on SQLite with the embedded Redis, and on PostgreSQL / an external Redis when given;
+  on SQLite with the embedded Redis, and on PostgreSQL / an external Redis when given
+  (each run gets a database of its own: a new SQLite file, or a scratch database created
+  on the given PostgreSQL server and dropped afterwards);
 - newsflow with one worker process, for the 2-vs-1 scaling;
 - submit: records accepted into DB + queue per second, no worker running;
 - naive: one Celery task per article calling nlp(text) and inserting row by row (the
@@ -28,6 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ from rich.table import Table
 
 from bench.corpus import article
 from bench.soak import pool, rss_mb
+from newsflow import db
 from newsflow.config import Settings
 from producer.broker import redis_client
 from producer.client import Client
@@ -100,6 +106,25 @@ def limit(texts: list[str], workers: int) -> float:
     return len(texts) / seconds
 
 
+@contextmanager
+def scratch_postgres(url: str) -> Iterator[str]:
+    """A new database on the server of `url`, dropped afterwards: a database that already
+    holds these articles would take them as duplicates and process nothing."""
+    import psycopg
+
+    admin = "postgresql://" + url.split("://", 1)[1]
+    name = f"nf_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    scratch = url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield scratch
+    finally:
+        db.get_engine(scratch).dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def newsflow(records: list[dict[str, str]], workers: int, url: str, broker: str,
              home: Path) -> dict[str, float]:  # fmt: skip
     """End-to-end articles per second and peak worker RSS for one configuration."""
@@ -112,6 +137,8 @@ def newsflow(records: list[dict[str, str]], workers: int, url: str, broker: str,
         client.wait(warm.id, alive=local.alive)
         began = time.perf_counter()
         batch = client.submit(records, name="throughput")
+        if batch.queued != len(records):
+            raise SystemExit(f"{url}: only {batch.queued} of {len(records)} articles were new")
 
         def sample(_: dict[str, Any]) -> None:
             nonlocal peak
@@ -191,7 +218,11 @@ def main() -> None:
         results = {}
         for name, (url, broker) in runs.items():
             redis_client(broker).flushdb()
-            results[name] = newsflow(records, args.workers, url, broker, home / name)
+            if url.startswith("postgresql"):
+                with scratch_postgres(url) as scratch:
+                    results[name] = newsflow(records, args.workers, scratch, broker, home / name)
+            else:
+                results[name] = newsflow(records, args.workers, url, broker, home / name)
         one = newsflow(records, 1, f"sqlite:///{home / 'one.db'}", embedded.url, home / "one")
         submit = submit_rate(records, f"sqlite:///{home / 's.db'}", embedded.url, home / "s")
         naive_rate = naive(records[: args.naive_articles], args.workers, embedded.url, home)
