@@ -143,13 +143,15 @@ def save_stages(
 
 
 def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
-    """Write the clean fields of the articles that cleaned (an UPDATE each; same values twice
-    is the same row)."""
+    """Write the clean fields of the articles that cleaned: one UPDATE by primary key for
+    the chunk, sent as a batch (same values twice is the same row)."""
+    rows = []
     for o in outcomes:
         if o.error:
             continue
         c = o.output
-        values = {
+        row = {
+            "id": o.article_id,
             "title": c.title,
             "byline": c.byline,
             "dateline_place": c.dateline_place,
@@ -161,9 +163,11 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
             "removed": c.removed,
             "word_count": c.word_count,
         }
-        if c.published:
-            values["published"] = c.published
-        session.execute(update(Article).where(col(Article.id) == o.article_id).values(**values))
+        if c.published:  # else keep the date the submitter gave
+            row["published"] = c.published
+        rows.append(row)
+    if rows:
+        session.execute(update(Article), rows)
     save_stages(session, stage="clean", outcomes=outcomes)
 
 
