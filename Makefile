@@ -27,5 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: $(STAMP)  ## every benchmark in turn, on the embedded default (about an hour on 2 cores)
+	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.summaries
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.export_memory
+
 clean:
 	rm -rf $(VENV) .newsflow newsflow.db newsflow.db-wal newsflow.db-shm
