@@ -35,7 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from newsflow.config import get_settings
+from bench.summaries import textrank_nlp
 from worker.clean import clean_article
 from worker.entities import extract_entities
 from worker.keyphrases import extract_keyphrases
@@ -199,12 +199,8 @@ def _stemmer() -> Any:
 
 
 def keyphrases(folder: Path, limit: int | None) -> dict[str, Any]:
-    import pytextrank  # noqa: F401  (registers the "textrank" factory)
-    import spacy
-
     stem = _stemmer()
-    textrank_nlp = spacy.load(get_settings().model_name())
-    textrank_nlp.add_pipe("textrank")
+    textrank = textrank_nlp()
     docs = sorted((folder / "docsutf8").glob("*.txt"))[:limit]
     scores: dict[str, list[tuple[float, float, float]]] = {"textrank": [], "ours": []}
     for path in docs:
@@ -212,7 +208,7 @@ def keyphrases(folder: Path, limit: int | None) -> dict[str, Any]:
         truth = {stem(k) for k in keys.read_text(encoding="utf-8").splitlines() if k.strip()}
         text = path.read_text(encoding="utf-8").strip()
         predicted = {
-            "textrank": [p.text for p in textrank_nlp(text)._.phrases],
+            "textrank": [p.text for p in textrank(text)._.phrases],
             "ours": [k.text for k in extract_keyphrases(get_nlp()(text), top=10)],
         }
         for system, phrases in predicted.items():
@@ -222,10 +218,7 @@ def keyphrases(folder: Path, limit: int | None) -> dict[str, Any]:
                     top.append(phrase)
             top = top[:10]
             hits = len(set(top) & truth)
-            precision = hits / len(top) if top else 0.0
-            recall = hits / len(truth) if truth else 0.0
-            f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
-            scores[system].append((precision, recall, f1))
+            scores[system].append(prf(hits, len(top) - hits, len(truth) - hits))
     result: dict[str, Any] = {"documents": len(docs)}
     for system, rows in scores.items():
         n = max(len(rows), 1)

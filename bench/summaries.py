@@ -87,7 +87,8 @@ def ours(item: Item) -> list[str]:
     return [s.text for s in chosen]
 
 
-def _textrank_nlp() -> Any:
+def textrank_nlp() -> Any:
+    """The extract stage's spaCy model with pytextrank on top, for the baselines."""
     import pytextrank  # noqa: F401  (registers the "textrank" factory)
     import spacy
 
@@ -182,7 +183,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="articles per data set (default: all)")
     args = parser.parse_args()
     console = Console()
-    tr_nlp = _textrank_nlp()
+    tr_nlp = textrank_nlp()
     figures = {}
     if args.cnndm.exists():
         figures["cnndm"] = evaluate("CNN/DM", cnndm(args.cnndm, args.limit), tr_nlp, console)

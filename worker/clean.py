@@ -280,8 +280,9 @@ class _Cleaner:
         # the lines before it in the same paragraph are part of it.
         wrapped = self.glue and bool(self.paragraphs)
         whole = f"{self.paragraphs[-1]} {line}" if wrapped else line
+        words = _words(whole)
         for rule in CAPTION_RULES:
-            if _words(whole) <= rule.max_words and rule.pattern.search(whole):
+            if words <= rule.max_words and rule.pattern.search(whole):
                 if wrapped:
                     self.paragraphs.pop()
                 self.out.captions.append(whole)
