@@ -28,6 +28,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _redis_dbs = itertools.count(1)
 
 
+# The services tested against when NEWSFLOW_TEST_REDIS_URL / NEWSFLOW_TEST_POSTGRES_URL are
+# unset: the usual local ones. Whichever does not answer skips (fails under CI=true).
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
 def missing(reason: str) -> None:
     """Skip locally; under CI a missing service is a failure, never a silent skip."""
     if IN_CI:
@@ -48,9 +54,7 @@ def redis_base(request: pytest.FixtureRequest) -> str:
     """Both brokers: the embedded one, and NEWSFLOW_TEST_REDIS_URL's when set."""
     if request.param == "embedded":
         return str(request.getfixturevalue("embedded_redis"))
-    url = os.environ.get("NEWSFLOW_TEST_REDIS_URL")
-    if not url:
-        missing("NEWSFLOW_TEST_REDIS_URL is not set: no external Redis to test against")
+    url = os.environ.get("NEWSFLOW_TEST_REDIS_URL") or LOCAL_REDIS
     try:
         redis.Redis.from_url(url, socket_timeout=2).ping()
     except redis.RedisError as exc:
@@ -72,10 +76,7 @@ def fresh_redis_url(base: str) -> str:
 
 
 def postgres_admin_url() -> str:
-    url = os.environ.get("NEWSFLOW_TEST_POSTGRES_URL")
-    if not url:
-        missing("NEWSFLOW_TEST_POSTGRES_URL is not set: no PostgreSQL to test against")
-    return str(url)
+    return os.environ.get("NEWSFLOW_TEST_POSTGRES_URL") or LOCAL_POSTGRES
 
 
 def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
