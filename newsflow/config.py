@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         default=2_000_000, ge=1, description="Larger records are rejected at submit."
     )
     max_records: int = Field(default=1_000_000, ge=1, description="Records per submit.")
+    max_extract_chars: int = Field(
+        default=100_000, ge=1, description="Longer clean texts fail extract (bounds memory)."
+    )
+    max_html_elements: int = Field(
+        default=50_000, ge=1, description="HTML with more elements fails clean (bounds memory)."
+    )
 
     summary_sentences: int = Field(default=3, ge=1, description="Summary length in sentences.")
     summary_ratio: float | None = Field(
@@ -56,6 +62,15 @@ class Settings(BaseSettings):
     )
     worker_max_memory_mb: int = Field(
         default=1000, ge=100, description="A worker child above this is replaced."
+    )
+    task_max_retries: int = Field(
+        default=12, ge=0, description="Retries of a task whose database or broker is away."
+    )
+    retry_backoff_max: int = Field(
+        default=60, ge=1, description="Longest wait between two retries, in seconds."
+    )
+    recovery_interval: float = Field(
+        default=60, ge=0, description="Seconds between a worker's recovery passes; 0: none."
     )
 
     @property

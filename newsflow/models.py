@@ -41,10 +41,11 @@ class Article(SQLModel, table=True):
     raw: str = Field(sa_column=Column(Text, nullable=False))
     given_title: str | None = None
     url: str | None = None
-    published: str | None = None
+    published: str | None = None  # as the first submitter gave it
     created_at: datetime = Field(default_factory=utcnow)
 
     # Written by the clean stage.
+    guessed_published: str | None = None  # a date found in the article itself
     title: str | None = None
     byline: str | None = None
     dateline_place: str | None = None
@@ -58,14 +59,23 @@ class Article(SQLModel, table=True):
 
 
 class BatchArticle(SQLModel, table=True):
-    """Membership: an article re-submitted in a later batch joins it without a second copy."""
+    """One submission of an article in a batch, with what that submitter said about it.
+
+    The content is stored and processed once (Article); every submission of it, in this
+    batch or another, keeps its own id, url, title, date and source (syndicated wire copy).
+    """
 
     __tablename__ = "batch_articles"
 
-    batch_id: int = Field(foreign_key="batches.id", primary_key=True)
-    article_id: int = Field(foreign_key="articles.id", primary_key=True, index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="batches.id", index=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
     external_id: str | None = None
-    source: str | None = None
+    source: str | None = None  # file:line it came from
+    url: str | None = None
+    title: str | None = None
+    published: str | None = None
+    origin: str | None = None  # the record's own "source" field (a site or feed name)
 
 
 class Stage(SQLModel, table=True):
@@ -75,10 +85,13 @@ class Stage(SQLModel, table=True):
 
     article_id: int = Field(foreign_key="articles.id", primary_key=True)
     stage: str = Field(primary_key=True, max_length=16)
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=16, index=True)
     error: str | None = Field(default=None, sa_column=Column(Text))
     seconds: float | None = None
-    attempts: int = 0  # runs started since the stage last finished (0 once it has)
+    attempts: int = 0  # runs that died unfinished since the stage last finished
+    runs: int = 0  # runs started, ever: a redelivery or a race shows here
+    claim: str | None = Field(default=None, max_length=80)  # the delivery now running it
+    sent_at: datetime | None = None  # when a message for it was last sent (None: never)
     version: str | None = None
     model: str | None = None
     updated_at: datetime = Field(default_factory=utcnow, index=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -58,17 +58,18 @@ def check_broker(settings: Settings) -> None:
         raise unreachable(settings, exc) from exc
 
 
-def enqueue(settings: Settings, stage: str, chunks: Sequence[Sequence[int]]) -> int:
-    """Send one message per chunk of article ids to `stage`'s queue; returns messages sent."""
+def sender_of(settings: Settings) -> Callable[[str, list[int]], None]:
+    """A function that sends one message of article ids to a stage's queue; an unreachable
+    broker raises ServiceUnavailable naming it."""
     app = sender(settings)
-    task = TASK_FOR_STAGE[stage]
-    try:
-        with app.producer_or_acquire() as producer:
-            for chunk in chunks:
-                app.send_task(task, args=[list(chunk)], producer=producer)
-    except Exception as exc:  # kombu raises several types for one cause: no broker
-        raise unreachable(settings, exc) from exc
-    return len(chunks)
+
+    def send(stage: str, article_ids: list[int]) -> None:
+        try:
+            app.send_task(TASK_FOR_STAGE[stage], args=[list(article_ids)])
+        except Exception as exc:  # kombu raises several types for one cause: no broker
+            raise unreachable(settings, exc) from exc
+
+    return send
 
 
 def queue_depths(settings: Settings) -> dict[str, dict[str, int]]:

@@ -330,12 +330,27 @@ def requeue(
         str | None, typer.Option(help=f"Only this stage ({', '.join(STAGES)}).")
     ] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Also retry failed stages.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also what may still have a live message (after a broker loss)."
+        ),
+    ] = False,
 ) -> None:
-    """Queue again, from the DB, what is not done (after a broker loss, say)."""
+    """Queue again, from the DB, what has no live message; says what it skipped and why."""
     if stage is not None and stage not in STAGES:
         raise typer.BadParameter(f"unknown stage {stage!r}; choose from {list(STAGES)}")
-    sent = Client(_settings()).requeue(batch_id=batch, stage=stage, failed=failed)
-    err.print("requeued: " + ", ".join(f"{n} {s}" for s, n in sent.items()), highlight=False)
+    found = Client(_settings()).requeue(batch_id=batch, stage=stage, failed=failed, force=force)
+    sent = ", ".join(f"{found.sent.get(s, 0)} {s}" for s in STAGES)
+    err.print(f"requeued: {sent}", highlight=False)
+    for name, reasons in found.skipped.items():
+        for reason, count in reasons.items():
+            err.print(f"skipped {count} {name}: {reason}", highlight=False)
+    if found.skipped and not force:
+        err.print(
+            "after a broker restart or flush nothing is live: `--force` sends those too",
+            highlight=False,
+        )
 
 
 @db_app.command("upgrade")
@@ -391,8 +406,8 @@ def results_list(
     language: Annotated[str | None, typer.Option(help="Only this language code.")] = None,
     since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
-    limit: Annotated[int, typer.Option(help="Rows per page.")] = 50,
-    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+    limit: Annotated[int, typer.Option(help="Rows per page.", min=1, max=1000)] = 50,
+    page: Annotated[int, typer.Option(help="Page number, from 1.", min=1)] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Articles with their status, a page at a time."""
@@ -400,7 +415,6 @@ def results_list(
         raise typer.BadParameter(f"unknown status {status!r}; choose from {list(ARTICLE_STATUSES)}")
     with session_scope(_settings().database_url) as session:
         filters = results.Filters(batch, status, entity, agency, language, since, until)
-        ids = results.article_ids(session, filters, limit=limit, offset=(page - 1) * limit)
         rows = [
             {
                 "id": r["id"],
@@ -411,7 +425,7 @@ def results_list(
                 "entities": [e["name"] for e in r["entities"][:3]],
                 "errors": {s: v["error"] for s, v in r["stages"].items() if v["error"]},
             }
-            for r in results.records(session, ids, batch_id=batch)
+            for r in results.page(session, filters, limit=limit, offset=(page - 1) * limit)
         ]
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))

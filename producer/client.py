@@ -11,6 +11,7 @@ from rich.console import Console
 from newsflow import db
 from newsflow.config import Settings, get_settings
 from newsflow.db import session_scope
+from newsflow.delivery import Reopened
 from producer import monitor, results, submit
 from producer.progress import progress_bar
 from producer.sources import read_inputs
@@ -106,6 +107,12 @@ class Client:
         return monitor.status(self.settings, batch_id=batch_id)
 
     def requeue(
-        self, *, batch_id: int | None = None, stage: str | None = None, failed: bool = False
-    ) -> dict[str, int]:
-        return submit.requeue(self.settings, batch_id, stage=stage, failed=failed)
+        self,
+        *,
+        batch_id: int | None = None,
+        stage: str | None = None,
+        failed: bool = False,
+        force: bool = False,
+    ) -> Reopened:
+        """Send again what has no live message (see submit.requeue); says what it skipped."""
+        return submit.requeue(self.settings, batch_id, stage=stage, failed=failed, force=force)

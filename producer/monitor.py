@@ -10,25 +10,37 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from newsflow.config import Settings, mask_url
-from newsflow.contract import DONE, FAILED, QUEUED, RUNNING, STAGES
+from newsflow.contract import ARTICLE_STATUSES, DONE, FAILED, QUEUED, RUNNING, STAGES
 from newsflow.db import session_scope
 from newsflow.errors import ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, Stage
 from producer import broker
 
 
-def article_status() -> Any:
-    """A subquery of (article_id, status), the status derived from the article's stages."""
-    failed = func.sum(case((col(Stage.status) == FAILED, 1), else_=0))
-    done = func.sum(case((col(Stage.status) == DONE, 1), else_=0))
-    status = case(
+def _counts() -> tuple[Any, Any, Any]:
+    """Per article: its failed, done, and started (done or processing) stage rows."""
+
+    def count(*statuses: str) -> Any:
+        return func.sum(case((col(Stage.status).in_(statuses), 1), else_=0))
+
+    return count(FAILED), count(DONE), count(DONE, RUNNING)
+
+
+def status_rule(failed: Any, done: Any, started: Any) -> Any:
+    """The article status from its stage counts, the one place it is decided: failed if a
+    stage failed, done when every stage is, queued while none has started."""
+    return case(
         (failed > 0, FAILED),
         (done >= len(STAGES), DONE),
-        (func.count(col(Stage.stage)) == 0, QUEUED),
-        else_=RUNNING,
+        (started > 0, RUNNING),
+        else_=QUEUED,
     )
+
+
+def article_status() -> Any:
+    """A subquery of (article_id, status), the status derived from the article's stages."""
     return (
-        select(col(Article.id).label("article_id"), status.label("status"))
+        select(col(Article.id).label("article_id"), status_rule(*_counts()).label("status"))
         .outerjoin(Stage, col(Stage.article_id) == col(Article.id))
         .group_by(col(Article.id))
         .subquery()
@@ -36,27 +48,26 @@ def article_status() -> Any:
 
 
 def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[str, Any]]:
-    """Per batch: total articles and how many are queued, processing, done, failed."""
-    per_article = (
+    """Per batch: its submissions and how many are queued, processing, done, failed."""
+    per_submission = (
         select_columns(
             col(BatchArticle.batch_id),
-            col(BatchArticle.article_id),
-            func.sum(case((col(Stage.status) == FAILED, 1), else_=0)).label("failed"),
-            func.sum(case((col(Stage.status) == DONE, 1), else_=0)).label("done"),
-            func.count(col(Stage.stage)).label("stages"),
+            col(BatchArticle.id),
+            status_rule(*_counts()).label("status"),
         )
         .outerjoin(Stage, col(Stage.article_id) == col(BatchArticle.article_id))
-        .group_by(col(BatchArticle.batch_id), col(BatchArticle.article_id))
+        .group_by(col(BatchArticle.batch_id), col(BatchArticle.id))
     )
     if batch_id is not None:
-        per_article = per_article.where(col(BatchArticle.batch_id) == batch_id)
-    sub = per_article.subquery()
+        per_submission = per_submission.where(col(BatchArticle.batch_id) == batch_id)
+    sub = per_submission.subquery()
     counts = select_columns(
         sub.c.batch_id,
         func.count().label("total"),
-        func.sum(case((sub.c.failed > 0, 1), else_=0)).label(FAILED),
-        func.sum(case(((sub.c.failed == 0) & (sub.c.done >= len(STAGES)), 1), else_=0)).label(DONE),
-        func.sum(case((sub.c.stages == 0, 1), else_=0)).label(QUEUED),
+        *(
+            func.sum(case((sub.c.status == name, 1), else_=0)).label(name)
+            for name in ARTICLE_STATUSES
+        ),
     ).group_by(sub.c.batch_id)
     by_batch = {row.batch_id: row for row in session.execute(counts)}
     batches = select(Batch).order_by(col(Batch.id))
@@ -65,20 +76,13 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
     result = []
     for batch in session.execute(batches).scalars():
         row = by_batch.get(batch.id)
-        total = row.total if row else 0
-        failed, done, queued = (
-            (int(row.failed), int(row.done), int(row.queued)) if row else (0, 0, 0)
-        )
         result.append(
             {
                 "id": batch.id,
                 "name": batch.name,
                 "created_at": batch.created_at.isoformat(timespec="seconds"),
-                "total": total,
-                QUEUED: queued,
-                RUNNING: total - queued - done - failed,
-                DONE: done,
-                FAILED: failed,
+                "total": row.total if row else 0,
+                **{name: int(getattr(row, name) or 0) if row else 0 for name in ARTICLE_STATUSES},
                 "duplicates": batch.duplicates,
                 "rejected": batch.rejected,
             }

@@ -13,7 +13,8 @@ from sqlalchemy import func, or_
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow.contract import STAGES
+from newsflow.contract import QUEUED, STAGES
+from newsflow.delivery import batch_members
 from newsflow.models import (
     Article,
     BatchArticle,
@@ -36,10 +37,26 @@ def _grouped(session: Session, table: Any, ids: Sequence[int], *order: Any) -> d
     return groups
 
 
-def records(
-    session: Session, ids: Sequence[int], *, batch_id: int | None = None
-) -> list[dict[str, Any]]:
-    """Full output records of these articles, in the order of `ids`."""
+def records(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Output records of these articles, in the order of `ids`, each as its first
+    submission described it."""
+    if not ids:
+        return []
+    first = (
+        select(func.min(col(BatchArticle.id)))
+        .where(col(BatchArticle.article_id).in_(ids))
+        .group_by(col(BatchArticle.article_id))
+    )
+    members = session.execute(select(BatchArticle).where(col(BatchArticle.id).in_(first)))
+    by_article = {m.article_id: m for m in members.scalars()}
+    found = {r["id"]: r for r in submission_records(session, list(by_article.values()))}
+    return [found[i] for i in ids if i in found]
+
+
+def submission_records(session: Session, members: Sequence[BatchArticle]) -> list[dict[str, Any]]:
+    """One output record per submission, in the order given: the shared processing
+    results with what that submitter said (id, url, title, published, source)."""
+    ids = sorted({m.article_id for m in members})
     if not ids:
         return []
     articles = {
@@ -51,30 +68,24 @@ def records(
     mentions = _grouped(session, Mention, ids, col(Mention.entity_idx), col(Mention.idx))
     phrases = _grouped(session, Keyphrase, ids, col(Keyphrase.rank))
     sentences = _grouped(session, SummarySentence, ids, col(SummarySentence.position))
-    members: dict[int, BatchArticle] = {}
-    if batch_id is not None:
-        query = select(BatchArticle).where(
-            col(BatchArticle.batch_id) == batch_id, col(BatchArticle.article_id).in_(ids)
-        )
-        members = {m.article_id: m for m in session.execute(query).scalars()}
     out = []
-    for article_id in ids:
-        article = articles.get(article_id)
+    for member in members:
+        article = articles.get(member.article_id)
         if article is None:
             continue
         by_entity: dict[int, list[Mention]] = defaultdict(list)
-        for m in mentions.get(article_id, []):
+        for m in mentions.get(member.article_id, []):
             by_entity[m.entity_idx].append(m)
         out.append(
             _record(
                 article,
-                statuses.get(article_id, "queued"),
-                members.get(article_id),
-                stages.get(article_id, []),
-                entities.get(article_id, []),
+                statuses.get(member.article_id, QUEUED),
+                member,
+                stages.get(member.article_id, []),
+                entities.get(member.article_id, []),
                 by_entity,
-                phrases.get(article_id, []),
-                sentences.get(article_id, []),
+                phrases.get(member.article_id, []),
+                sentences.get(member.article_id, []),
             )
         )
     return out
@@ -92,7 +103,7 @@ def _statuses(session: Session, ids: Sequence[int]) -> dict[int, str]:
 def _record(
     article: Article,
     status: str,
-    member: BatchArticle | None,
+    member: BatchArticle,
     stages: list[Stage],
     entities: list[Entity],
     mentions: dict[int, list[Mention]],
@@ -105,18 +116,28 @@ def _record(
         if article.dateline_place or article.dateline_date
         else None
     )
+    # A title the clean stage found in the text is everyone's; one it took from the first
+    # submitter is that submitter's own.
+    found_title = article.title if article.title != article.given_title else None
+    published, published_from = (
+        (member.published, "submitter")
+        if member.published
+        else (article.guessed_published, "article" if article.guessed_published else None)
+    )
     return {
         "id": article.id,
-        "external_id": member.external_id if member else article.external_id,
-        "batch_id": member.batch_id if member else article.batch_id,
+        "external_id": member.external_id,
+        "batch_id": member.batch_id,
         "status": status,
-        "title": article.title or article.given_title,
+        "title": member.title or found_title,
         "byline": article.byline,
         "dateline": dateline,
         "agency": article.agency,
         "language": article.language,
-        "published": article.published,
-        "url": article.url,
+        "published": published,
+        "published_from": published_from,
+        "url": member.url,
+        "source": member.origin,
         "text": article.text,
         "captions": article.captions or [],
         "word_count": article.word_count,
@@ -166,6 +187,26 @@ class Filters:
     until: str | None = None  # published on or before
 
 
+def _filtered(query: Any, filters: Filters, published: Any) -> Any:
+    """`query` (over articles) narrowed by every filter but the batch."""
+    if filters.agency is not None:
+        query = query.where(func.lower(col(Article.agency)) == filters.agency.casefold())
+    if filters.language is not None:
+        query = query.where(col(Article.language) == filters.language)
+    if filters.since is not None:
+        query = query.where(published >= filters.since)
+    if filters.until is not None:  # "2026-08-31" takes in "2026-08-31T18:00:00Z"
+        query = query.where(func.substr(published, 1, len(filters.until)) <= filters.until)
+    if filters.status is not None:
+        sub = article_status()
+        query = query.where(
+            col(Article.id).in_(select(sub.c.article_id).where(sub.c.status == filters.status))
+        )
+    if filters.entity is not None:
+        query = query.where(col(Article.id).in_(entity_articles(filters.entity)))
+    return query
+
+
 def article_ids(
     session: Session,
     filters: Filters = Filters(),
@@ -176,31 +217,49 @@ def article_ids(
 ) -> list[int]:
     """Ids matching the filters, ascending, from `after` (keyset paging) or `offset`."""
     query = select(col(Article.id)).where(col(Article.id) > after).order_by(col(Article.id))
-    batch_id, status, entity = filters.batch_id, filters.status, filters.entity
-    if filters.agency is not None:
-        query = query.where(func.lower(col(Article.agency)) == filters.agency.casefold())
-    if filters.language is not None:
-        query = query.where(col(Article.language) == filters.language)
-    if filters.since is not None:
-        query = query.where(col(Article.published) >= filters.since)
-    if filters.until is not None:  # "2026-08-31" takes in "2026-08-31T18:00:00Z"
-        published = func.substr(col(Article.published), 1, len(filters.until))
-        query = query.where(published <= filters.until)
-    if batch_id is not None:
-        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
-        query = query.where(col(Article.id).in_(members))
-    if status is not None:
-        sub = article_status()
-        query = query.where(
-            col(Article.id).in_(select(sub.c.article_id).where(sub.c.status == status))
-        )
-    if entity is not None:
-        query = query.where(col(Article.id).in_(entity_articles(entity)))
+    published = func.coalesce(col(Article.published), col(Article.guessed_published))
+    query = _filtered(query, filters, published)
+    if filters.batch_id is not None:
+        query = query.where(col(Article.id).in_(batch_members(filters.batch_id)))
     if offset:
         query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return list(session.execute(query).scalars())
+
+
+def submissions(
+    session: Session,
+    filters: Filters,
+    *,
+    after: int = 0,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[BatchArticle]:
+    """A batch's submissions matching the filters, by submission id (keyset or offset)."""
+    assert filters.batch_id is not None
+    published = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
+    query = (
+        select(BatchArticle)
+        .join(Article, col(Article.id) == col(BatchArticle.article_id))
+        .where(col(BatchArticle.batch_id) == filters.batch_id, col(BatchArticle.id) > after)
+        .order_by(col(BatchArticle.id))
+    )
+    query = _filtered(query, filters, published)
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def page(session: Session, filters: Filters, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """One page of records: per submission within a batch, else per article."""
+    if filters.batch_id is not None:
+        return submission_records(
+            session, submissions(session, filters, limit=limit, offset=offset)
+        )
+    return records(session, article_ids(session, filters, limit=limit, offset=offset))
 
 
 def _like_escape(text: str) -> str:
@@ -226,8 +285,14 @@ def entity_articles(name: str) -> Any:
 def iter_records(session: Session, filters: Filters = Filters()) -> Iterator[dict[str, Any]]:
     """Every matching record, a page at a time: constant memory whatever the table size."""
     after = 0
+    if filters.batch_id is not None:
+        while members := submissions(session, filters, after=after, limit=PAGE):
+            yield from submission_records(session, members)
+            after = members[-1].id or 0
+            session.expunge_all()
+        return
     while ids := article_ids(session, filters, after=after, limit=PAGE):
-        yield from records(session, ids, batch_id=filters.batch_id)
+        yield from records(session, ids)
         session.expunge_all()
         after = ids[-1]
 
@@ -244,8 +309,7 @@ def top_entities(
         func.avg(col(Entity.salience)).label("salience"),
     ).group_by(col(Entity.name), col(Entity.label))
     if batch_id is not None:
-        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
-        query = query.where(col(Entity.article_id).in_(members))
+        query = query.where(col(Entity.article_id).in_(batch_members(batch_id)))
     if label is not None:
         query = query.where(col(Entity.label) == label.upper())
     query = query.order_by(

@@ -1,9 +1,11 @@
-"""Submitting a batch: validate, store batch and articles in one transaction, then enqueue.
+"""Submitting a batch: validate, store a slab of articles at a time, and send each slab.
 
-The DB is the system of record. Articles are written first (an article already stored,
-by content hash, joins the batch without a second copy or a second run); only then are
-messages of article ids sent. If the broker fails after the commit nothing is lost:
-`newsflow requeue --batch ID` sends what is not done.
+The DB is the system of record. Each slab of records is one short transaction: new
+articles (an article already stored, by content hash, is not stored or processed again),
+one membership row per submission with what its submitter said about it, and a 'queued'
+clean row per new article. Sending is a claim on those rows (see newsflow.delivery), so
+however many submits race, each article is sent once; a re-submit of the same input
+sends what an interrupted one stored but never sent.
 """
 
 from __future__ import annotations
@@ -15,19 +17,20 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from newsflow import delivery
 from newsflow.config import Settings, mask_url
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED
 from newsflow.db import error_reason, insert, session_scope
-from newsflow.errors import ServiceUnavailable
-from newsflow.models import Article, Batch, BatchArticle, Stage, table_of
-from producer.broker import check_broker, enqueue
+from newsflow.errors import NewsflowError, ServiceUnavailable
+from newsflow.models import Article, Batch, BatchArticle, table_of, utcnow
+from producer.broker import check_broker, sender_of
 from producer.sources import Record, Rejected
 
 log = logging.getLogger(__name__)
-SLAB = 500  # rows per INSERT statement
+SLAB = 500  # records per transaction: short enough that workers writing meanwhile go on
 
 
 @dataclass
@@ -45,6 +48,7 @@ class SubmitResult:
             "batch_id": self.batch_id,
             "submitted": self.submitted,
             "duplicates": self.duplicates,
+            "queued": self.queued,
             "rejected": [
                 {"source": r.source, "line": r.line, "reason": r.reason} for r in self.rejected
             ],
@@ -53,6 +57,10 @@ class SubmitResult:
     @property
     def id(self) -> int:
         return self.batch_id
+
+
+class SubmitInterrupted(ServiceUnavailable):
+    """Raised when the database or broker went away after part of a batch was stored."""
 
 
 def content_hash(record: Record) -> str:
@@ -67,56 +75,29 @@ def _slabs(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield slab
 
 
-def chunked(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
-def store_batch(
-    settings: Settings, items: Iterable[Record | Rejected], *, name: str | None
-) -> tuple[SubmitResult, list[int]]:
-    """Write the batch and its articles in one transaction; returns the new article ids."""
-    new_ids: list[int] = []
+def _new_batch(settings: Settings, name: str | None) -> int:
     try:
         with session_scope(settings.database_url) as session:
             batch = Batch(name=name)
             session.add(batch)
             session.flush()
             assert batch.id is not None
-            result = SubmitResult(batch_id=batch.id)
-            accepted = 0
-            over_limit = (
-                f"over the limit of {settings.max_records:,} records per submit "
-                "(NEWSFLOW_MAX_RECORDS); submit the rest as another batch"
-            )
-            for slab in _slabs(items, SLAB):
-                records = []
-                for item in slab:
-                    if isinstance(item, Rejected):
-                        result.rejected.append(item)
-                    elif accepted >= settings.max_records:
-                        result.rejected.append(Rejected(item.source, None, over_limit))
-                    else:
-                        records.append(item)
-                        accepted += 1
-                fresh, known = _store_slab(session, batch.id, records)
-                new_ids.extend(fresh)
-                result.submitted += len(fresh) + known
-                result.duplicates += known
-            batch.submitted, batch.duplicates = result.submitted, result.duplicates
-            batch.rejected = len(result.rejected)
+            return batch.id
     except SQLAlchemyError as exc:
         raise ServiceUnavailable(
             f"cannot store the batch in {mask_url(settings.database_url)}: {error_reason(exc)}; "
             "nothing was submitted"
         ) from exc
-    return result, new_ids
 
 
-def _store_slab(session: Any, batch_id: int, records: list[Record]) -> tuple[list[int], int]:
-    """Insert the slab's new articles and its memberships; returns (new ids, duplicates)."""
+def store_slab(session: Session, batch_id: int, records: list[Record]) -> tuple[list[int], int]:
+    """Store one slab: returns (the ids of its articles, how many records were new)."""
     by_hash: dict[str, Record] = {}
+    digests = []
     for record in records:
-        by_hash.setdefault(content_hash(record), record)
+        digest = content_hash(record)
+        by_hash.setdefault(digest, record)
+        digests.append(digest)
     if not by_hash:
         return [], 0
     rows = [
@@ -133,86 +114,133 @@ def _store_slab(session: Any, batch_id: int, records: list[Record]) -> tuple[lis
         }
         for digest, r in by_hash.items()
     ]
-
-    def stored() -> dict[str, int]:
-        query = select(col(Article.content_hash), col(Article.id))
-        return dict(session.execute(query.where(col(Article.content_hash).in_(by_hash))).all())
-
-    known = stored()
-    # executemany of one cached statement: far cheaper than compiling a 500-row VALUES.
-    # ON CONFLICT covers a concurrent submit of the same article between the two reads.
-    insert_new = insert(session, table_of(Article)).on_conflict_do_nothing(
-        index_elements=["content_hash"]
+    # RETURNING gives exactly the rows this statement inserted: a concurrent submit of the
+    # same articles sees them as duplicates, never as its own.
+    insert_new = (
+        insert(session, table_of(Article))
+        .on_conflict_do_nothing(index_elements=["content_hash"])
+        .returning(col(Article.id))
     )
-    new_rows = [row for row in rows if row["content_hash"] not in known]
-    if new_rows:
-        session.execute(insert_new, new_rows)
-    ids = stored()
-    fresh = sorted(i for digest, i in ids.items() if digest not in known)
+    fresh = sorted(session.execute(insert_new, rows).scalars())
+    query = select(col(Article.content_hash), col(Article.id))
+    ids = dict(session.execute(query.where(col(Article.content_hash).in_(by_hash))).all())
     members = [
         {
             "batch_id": batch_id,
-            "article_id": ids[d],
+            "article_id": ids[digest],
             "external_id": r.external_id,
             "source": r.source,
+            "url": r.url,
+            "title": r.title,
+            "published": r.published,
+            "origin": r.origin,
         }
-        for d, r in by_hash.items()
+        for digest, r in zip(digests, records, strict=True)
     ]
-    add_members = insert(session, table_of(BatchArticle)).on_conflict_do_nothing(
-        index_elements=["batch_id", "article_id"]
+    session.execute(insert(session, table_of(BatchArticle)), members)
+    delivery.mark_queued(session, stage="clean", article_ids=fresh)
+    return sorted(set(ids.values())), len(fresh)
+
+
+def _accepted(
+    settings: Settings, items: Iterable[Record | Rejected], result: SubmitResult
+) -> Iterator[Record]:
+    """The records to store; rejections (and records over the limit) go to `result`."""
+    over_limit = (
+        f"over the limit of {settings.max_records:,} records per submit "
+        "(NEWSFLOW_MAX_RECORDS); submit the rest as another batch"
     )
-    session.execute(add_members, members)
-    return fresh, len(records) - len(fresh)
+    accepted = 0
+    for item in items:
+        if isinstance(item, Rejected):
+            result.rejected.append(item)
+        elif accepted >= settings.max_records:
+            result.rejected.append(Rejected(item.source, None, over_limit))
+        else:
+            accepted += 1
+            yield item
 
 
-def unfinished(
-    settings: Settings, batch_id: int | None, *, stage: str | None = None, failed: bool = False
-) -> dict[str, list[int]]:
-    """Per stage, the ids of the batch's (or all) articles that still need it, from the DB.
+def store_batch(
+    settings: Settings,
+    items: Iterable[Record | Rejected],
+    *,
+    name: str | None,
+    send: delivery.Send | None = None,
+) -> tuple[SubmitResult, list[int]]:
+    """Store the batch a slab at a time, sending each slab's new work when `send` is given;
+    returns the result and the ids of the batch's articles."""
+    batch_id = _new_batch(settings, name)
+    result = SubmitResult(batch_id=batch_id)
+    url = settings.database_url
+    all_ids: list[int] = []
+    try:
+        for slab in _slabs(_accepted(settings, items, result), SLAB):
+            with session_scope(url) as session:
+                ids, fresh = store_slab(session, batch_id, slab)
+            result.submitted += len(slab)
+            result.duplicates += len(slab) - fresh
+            all_ids.extend(ids)
+            if send is not None:
+                result.queued += delivery.dispatch(url, "clean", ids, send, settings.chunk_size)
+    except (SQLAlchemyError, NewsflowError) as exc:
+        reason = error_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+        raise SubmitInterrupted(_interrupted(result, reason)) from exc
+    finally:
+        _record_counts(settings, result)
+    return result, all_ids
 
-    An article whose clean stage is not done goes to `clean` (which forwards it); a
-    cleaned one goes to each later stage it has not done. Failed stages are included only
-    with `failed`, since they would fail the same way unless something changed.
-    """
-    with session_scope(settings.database_url) as session:
-        members = (
-            select(col(Article.id))
-            if batch_id is None
-            else select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
-        )
-        rows = session.execute(
-            select(col(Stage.article_id), col(Stage.stage), col(Stage.status)).where(
-                col(Stage.article_id).in_(members)
+
+def _interrupted(result: SubmitResult, reason: str) -> str:
+    b = result.batch_id
+    return (
+        f"batch {b} is partly submitted: {result.submitted:,} records stored "
+        f"({result.queued:,} of them queued) when this happened: {reason}. Nothing stored "
+        f"is lost. Once it is back, `newsflow requeue --batch {b}` queues what batch {b} "
+        "holds, or submit the same input again: what is stored is not stored twice, and "
+        "what was never queued is queued (workers also re-send it by themselves after "
+        "NEWSFLOW_VISIBILITY_TIMEOUT)"
+    )
+
+
+def _record_counts(settings: Settings, result: SubmitResult) -> None:
+    try:
+        with session_scope(settings.database_url) as session:
+            session.execute(
+                update(Batch)
+                .where(col(Batch.id) == result.batch_id)
+                .values(
+                    submitted=result.submitted,
+                    duplicates=result.duplicates,
+                    rejected=len(result.rejected),
+                )
             )
-        )
-        status = {(row.article_id, row.stage): row.status for row in rows}
-        ids = sorted(session.execute(members).scalars())
-
-    def needs(article_id: int, name: str) -> bool:
-        current = status.get((article_id, name))
-        return stage in (None, name) and current != DONE and (failed or current != FAILED)
-
-    todo: dict[str, list[int]] = {"clean": [], **{name: [] for name in AFTER_CLEAN}}
-    for article_id in ids:
-        if status.get((article_id, "clean")) != DONE:
-            if needs(article_id, "clean"):
-                todo["clean"].append(article_id)
-            continue
-        for name in AFTER_CLEAN:
-            if needs(article_id, name):
-                todo[name].append(article_id)
-    return todo
+    except SQLAlchemyError as exc:
+        log.warning("batch %s: counts not recorded: %s", result.batch_id, error_reason(exc))
 
 
 def requeue(
-    settings: Settings, batch_id: int | None, *, stage: str | None = None, failed: bool = False
-) -> dict[str, int]:
-    """Re-enqueue what the DB says is not done; returns articles sent per stage."""
+    settings: Settings,
+    batch_id: int | None,
+    *,
+    stage: str | None = None,
+    failed: bool = False,
+    force: bool = False,
+) -> delivery.Reopened:
+    """Send again, from the DB, what has no live message: queued but never sent or sent
+    longer ago than the visibility timeout, processing with no sign of life for as long,
+    failed with `failed`; `force` sends everything not done, live or not."""
     check_broker(settings)
-    todo = unfinished(settings, batch_id, stage=stage, failed=failed)
-    for name, ids in todo.items():
-        enqueue(settings, name, chunked(ids, settings.chunk_size))
-    return {name: len(ids) for name, ids in todo.items()}
+    return delivery.resend(
+        settings.database_url,
+        sender_of(settings),
+        chunk_size=settings.chunk_size,
+        older_than=settings.visibility_timeout,
+        batch_id=batch_id,
+        stage=stage,
+        failed=failed,
+        force=force,
+    )
 
 
 def submit(
@@ -222,20 +250,23 @@ def submit(
     name: str | None = None,
     resume_unfinished: bool = False,
 ) -> SubmitResult:
-    """Store and enqueue a batch. `resume_unfinished` also sends duplicates that never
-    finished (right when the broker is new, as in `newsflow run`)."""
+    """Store and enqueue a batch. `resume_unfinished` also sends every unfinished article
+    of it (right when the broker is new, as in `newsflow run`: it holds no messages)."""
     check_broker(settings)
-    result, new_ids = store_batch(settings, items, name=name)
-    if resume_unfinished:
-        result.queued = sum(requeue(settings, result.batch_id).values())
-    else:
-        enqueue(settings, "clean", chunked(new_ids, settings.chunk_size))
-        result.queued = len(new_ids)
+    send = sender_of(settings)
+    if resume_unfinished:  # nothing is live on a new broker: every unfinished row is lost
+        with session_scope(settings.database_url) as session:
+            delivery.reopen(session, cutoff=utcnow(), force=True)
+    result, _ = store_batch(settings, items, name=name, send=send)
+    if resume_unfinished:  # the later stages of what this batch shares with earlier ones
+        resumed = requeue(settings, result.batch_id)
+        result.queued += sum(resumed.sent.values())
     log.info(
-        "batch %s: %s submitted, %s duplicates, %s rejected",
+        "batch %s: %s submitted, %s duplicates, %s rejected, %s queued",
         result.batch_id,
         result.submitted,
         result.duplicates,
         len(result.rejected),
+        result.queued,
     )
     return result

@@ -339,9 +339,22 @@ class _Cleaner:
                 self.body(line)
 
 
-def clean_article(raw: str, *, kind: str = "text", title: str | None = None) -> Cleaned:
-    """Clean one article; raises PermanentError when no body text is left."""
+ELEMENT = re.compile(r"<[A-Za-z]")
+
+
+def clean_article(
+    raw: str, *, kind: str = "text", title: str | None = None, max_elements: int | None = None
+) -> Cleaned:
+    """Clean one article; raises PermanentError when no body text is left, or when the HTML
+    has more than `max_elements` elements (parsing it would take gigabytes)."""
     meta: dict[str, Any] = {}
+    if kind == "html" and max_elements is not None:
+        elements = sum(1 for _ in ELEMENT.finditer(raw))
+        if elements > max_elements:
+            raise PermanentError(
+                f"HTML has {elements:,} elements, over the limit of {max_elements:,} "
+                "(NEWSFLOW_MAX_HTML_ELEMENTS, which bounds a worker's memory)"
+            )
     raw = unicodedata.normalize("NFC", raw).translate(INVISIBLE).replace("\u00a0", " ")
     raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     if kind == "html":

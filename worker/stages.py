@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from newsflow.config import Settings, get_settings, mask_secrets
-from newsflow.db import session_scope
+from newsflow.db import error_reason, session_scope
 from newsflow.errors import PermanentError
+from newsflow.models import utcnow
 from worker import store
 from worker.clean import clean_article
 from worker.entities import extract_entities
@@ -52,10 +57,14 @@ class ChunkResult:
 
 
 def describe(exc: BaseException) -> str:
-    """The error text stored on an article: the reason itself for bad input, else its type."""
+    """The error text stored on an article: the reason itself for bad input, else its type
+    and first line; a database error never carries its SQL or parameters."""
     if isinstance(exc, PermanentError):
         return str(exc)
-    return mask_secrets(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {error_reason(exc)}"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return mask_secrets(f"{type(exc).__name__}: {first}")[: store.ERROR_CHARS]
 
 
 def timed_out(settings: Settings) -> str:
@@ -82,16 +91,26 @@ def _attempt(
     return Outcome(article_id, time.perf_counter() - started, output=output)
 
 
-def _begin(url: str, stage: str, article_ids: Sequence[int]) -> tuple[list[int], list[list[int]]]:
+def _begin(
+    url: str, stage: str, article_ids: Sequence[int], claim: str | None
+) -> tuple[list[int], list[list[int]]]:
     """Mark the chunk started; returns (ids to run now, singleton chunks to send instead)."""
+    settings = get_settings()
+    stale_before = utcnow() - timedelta(seconds=settings.visibility_timeout)
     with session_scope(url) as session:
         start = store.start(
-            session, stage=stage, article_ids=article_ids, max_attempts=MAX_ATTEMPTS
+            session,
+            stage=stage,
+            article_ids=article_ids,
+            claim=claim or f"{uuid.uuid4()}#0",
+            stale_before=stale_before,
+            max_attempts=MAX_ATTEMPTS,
         )
-    if start.interrupted and len(start.ids) > 1:
+    if start.resend:
         log.warning("%s chunk %s died before; splitting it", stage, list(article_ids))
-        return [], [[i] for i in start.ids]
-    return start.ids, []
+    if start.skipped:
+        log.info("%s: %s skipped (done, or running elsewhere)", stage, start.skipped)
+    return start.ids, start.resend
 
 
 def _chunk(
@@ -114,22 +133,33 @@ def _chunk(
 
 
 def run_clean(
-    url: str, article_ids: Sequence[int], interrupt: Interrupt = NoInterrupt
+    url: str,
+    article_ids: Sequence[int],
+    interrupt: Interrupt = NoInterrupt,
+    claim: str | None = None,
 ) -> ChunkResult:
     """Clean the articles; the ids that cleaned go forward to the next stages."""
-    ids, resend = _begin(url, "clean", article_ids)
+    ids, resend = _begin(url, "clean", article_ids, claim)
     if not ids:
         return ChunkResult(resend=resend)
     with session_scope(url) as session:
         articles = {a.id: a for a in store.load_raw(session, ids)}
 
+    settings = get_settings()
+
     def work(article_id: int) -> Outcome:
         a = articles[article_id]
         return _attempt(
-            article_id, interrupt, clean_article, a.raw, kind=a.kind, title=a.given_title
+            article_id,
+            interrupt,
+            clean_article,
+            a.raw,
+            kind=a.kind,
+            title=a.given_title,
+            max_elements=settings.max_html_elements,
         )
 
-    outcomes, resend = _chunk([i for i in ids if i in articles], work, interrupt, get_settings())
+    outcomes, resend = _chunk([i for i in ids if i in articles], work, interrupt, settings)
     with session_scope(url) as session:
         store.save_clean(session, outcomes)
     forward = [o.article_id for o in outcomes if not o.error]
@@ -150,7 +180,8 @@ def _admitted(
         elif max_chars is not None and len(row.text) > max_chars:
             reason = (
                 f"article text is {len(row.text):,} characters, over the {max_chars:,} "
-                "the extract model takes; split it or lower NEWSFLOW_MAX_ARTICLE_BYTES"
+                "the extract stage takes (NEWSFLOW_MAX_EXTRACT_CHARS, which bounds a "
+                "worker's memory); split the article or raise the limit"
             )
         else:
             admitted.append(row)
@@ -160,10 +191,14 @@ def _admitted(
 
 
 def _begin_cleaned(
-    url: str, stage: str, article_ids: Sequence[int], max_chars: int | None = None
+    url: str,
+    stage: str,
+    article_ids: Sequence[int],
+    claim: str | None,
+    max_chars: int | None = None,
 ) -> tuple[list[store.CleanRow], list[Outcome], list[list[int]]]:
     """For the stages after clean: (rows to run, refusals, singleton chunks to send instead)."""
-    ids, resend = _begin(url, stage, article_ids)
+    ids, resend = _begin(url, stage, article_ids, claim)
     if not ids:
         return [], [], resend
     with session_scope(url) as session:
@@ -219,12 +254,16 @@ def _annotate(doc: Any, title: str | None, settings: Settings) -> tuple[list[Any
 
 
 def run_extract(
-    url: str, article_ids: Sequence[int], interrupt: Interrupt = NoInterrupt
+    url: str,
+    article_ids: Sequence[int],
+    interrupt: Interrupt = NoInterrupt,
+    claim: str | None = None,
 ) -> ChunkResult:
     """Entities and keyphrases of the cleaned articles."""
     settings = get_settings()
     nlp = get_nlp()
-    rows, outcomes, resend = _begin_cleaned(url, "extract", article_ids, nlp.max_length)
+    max_chars = min(nlp.max_length, settings.max_extract_chars)
+    rows, outcomes, resend = _begin_cleaned(url, "extract", article_ids, claim, max_chars)
     if not rows and not outcomes:
         return ChunkResult(resend=resend)
     with nlp.memory_zone():  # frees the strings this chunk added to the vocab
@@ -263,11 +302,14 @@ def _summary(sentencizer: Any, text: str, title: str | None, settings: Settings)
 
 
 def run_summarize(
-    url: str, article_ids: Sequence[int], interrupt: Interrupt = NoInterrupt
+    url: str,
+    article_ids: Sequence[int],
+    interrupt: Interrupt = NoInterrupt,
+    claim: str | None = None,
 ) -> ChunkResult:
     """Extractive summaries of the cleaned articles."""
     settings = get_settings()
-    accepted, refused, resend = _begin_cleaned(url, "summarize", article_ids)
+    accepted, refused, resend = _begin_cleaned(url, "summarize", article_ids, claim)
     if not accepted and not refused:
         return ChunkResult(resend=resend)
     rows = {row.id: row for row in accepted}
@@ -285,8 +327,12 @@ def run_summarize(
 
 
 def fail_chunk(url: str, stage: str, article_ids: Sequence[int], error: str) -> None:
-    """Record an error for every article of a chunk that could not run at all."""
+    """Record an error for every article of a chunk that could not run at all; ids this
+    database does not know are logged, not silently dropped."""
     with session_scope(url) as session:
+        known = store.existing(session, article_ids)
         store.save_stages(
-            session, stage=stage, outcomes=[Outcome(i, 0.0, error=error) for i in article_ids]
+            session, stage=stage, outcomes=[Outcome(i, 0.0, error=error) for i in known]
         )
+    if unknown := sorted(set(article_ids) - set(known)):
+        log.error("%s message names articles this database does not have: %s", stage, unknown)

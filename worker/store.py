@@ -7,16 +7,20 @@ transaction: a redelivered message, a requeue or a retry leaves exactly one copy
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, update
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow import __version__
-from newsflow.contract import DONE, FAILED, RUNNING
+from newsflow import __version__, delivery
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING
 from newsflow.db import insert
 from newsflow.models import Article, Entity, Keyphrase, Mention, Stage, SummarySentence, utcnow
+
+ERROR_CHARS = 1000  # a stored error is a reason for a person, not a dump
 
 
 @dataclass
@@ -32,6 +36,12 @@ class Outcome:
 def load_raw(session: Session, article_ids: Sequence[int]) -> list[Article]:
     rows = session.execute(select(Article).where(col(Article.id).in_(article_ids)))
     return list(rows.scalars())
+
+
+def existing(session: Session, article_ids: Sequence[int]) -> list[int]:
+    """The ids among these that name stored articles."""
+    query = select(col(Article.id)).where(col(Article.id).in_(article_ids))
+    return sorted(session.execute(query).scalars())
 
 
 class CleanRow(NamedTuple):
@@ -56,58 +66,124 @@ def load_clean(session: Session, article_ids: Sequence[int]) -> list[CleanRow]:
 
 @dataclass
 class Start:
-    """The articles of a chunk that are to run, and whether a delivery of them died before."""
+    """What a delivery of a chunk does: run `ids`, send `resend` on as singletons instead,
+    and leave `skipped` alone (done already, or running under another live delivery)."""
 
     ids: list[int]
-    interrupted: bool
+    resend: list[list[int]] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
 
 
-def start(session: Session, *, stage: str, article_ids: Sequence[int], max_attempts: int) -> Start:
-    """Mark `stage` started on these articles, counting the attempt.
+def same_message(claim: str | None, ours: str) -> tuple[bool, bool]:
+    """(same task, an earlier try of it): claims are "task-id#retries"."""
+    if not claim:
+        return False, False
+    task, _, tries = claim.rpartition("#")
+    our_task, _, our_tries = ours.rpartition("#")
+    if task != our_task:
+        return False, False
+    return True, tries.isdigit() and our_tries.isdigit() and int(tries) < int(our_tries)
 
-    A stage row still 'processing' means an earlier run never finished (its worker died).
-    An article that got that far `max_attempts` times is failed with a reason instead of
-    being run again, so one poisonous article cannot loop forever.
+
+def lock(session: Session, *, stage: str, article_ids: Sequence[int]) -> None:
+    """Lock the stage rows of these articles, in id order, until the transaction ends.
+
+    PostgreSQL: two deliveries of one chunk then save one after the other, the second
+    replacing the first's rows instead of colliding with them. (SQLite's write lock already
+    serialises every writing transaction.)
     """
-    if not article_ids:
-        return Start([], False)
-    rows = session.execute(
-        select(col(Stage.article_id), col(Stage.status), col(Stage.attempts)).where(
-            col(Stage.stage) == stage, col(Stage.article_id).in_(article_ids)
-        )
+    session.execute(
+        select(col(Stage.article_id))
+        .where(col(Stage.stage) == stage, col(Stage.article_id).in_(article_ids))
+        .order_by(col(Stage.article_id))
+        .with_for_update()
     )
-    unfinished = {row.article_id: row.attempts for row in rows if row.status == RUNNING}
-    hopeless = [i for i, attempts in unfinished.items() if attempts >= max_attempts]
+
+
+def start(
+    session: Session,
+    *,
+    stage: str,
+    article_ids: Sequence[int],
+    claim: str,
+    stale_before: datetime,
+    max_attempts: int,
+) -> Start:
+    """Decide, row by row under lock, what this delivery runs, and mark it started.
+
+    - done: skipped (a duplicate message);
+    - processing under this very message: the earlier delivery died (a worker killed on
+      it), so it counts as an attempt; under an earlier try of this task (a retry after a
+      transient failure): just run again; under another message, untouched since
+      `stale_before`: taken over; else skipped, since a live delivery runs it;
+    - queued or failed: run.
+    An article whose runs died `max_attempts` times is failed with that reason instead of
+    run again, so one poisonous article cannot loop forever. When a delivery died, the
+    chunk is split into one message per article, so the culprit runs alone.
+    """
+    ids = sorted(set(article_ids))
+    delivery.mark_queued(session, stage=stage, article_ids=ids)
+    rows = session.execute(
+        select_columns(
+            col(Stage.article_id),
+            col(Stage.status),
+            col(Stage.attempts),
+            col(Stage.claim),
+            col(Stage.updated_at),
+        )
+        .where(col(Stage.stage) == stage, col(Stage.article_id).in_(ids))
+        .order_by(col(Stage.article_id))
+        .with_for_update()
+    ).all()
+    result = Start(ids=[])
+    attempts: dict[int, int] = {}
+    for row in rows:
+        same, retry = same_message(row.claim, claim)
+        attempts[row.article_id] = row.attempts
+        if row.status == DONE:
+            result.skipped.append(row.article_id)
+            continue
+        if row.status == RUNNING and not retry:
+            if same:
+                attempts[row.article_id] += 1
+            elif aware(row.updated_at) >= stale_before:
+                result.skipped.append(row.article_id)
+                continue
+        result.ids.append(row.article_id)
+    hopeless = [i for i in result.ids if attempts[i] >= max_attempts]
     if hopeless:
         error = (
-            f"gave up after {max_attempts} attempts that never finished (the worker was killed "
-            "or ran out of memory or time on it); `newsflow requeue --failed` tries again"
+            f"gave up after {max_attempts} runs that never finished (the worker was killed, or "
+            "ran out of memory or time, on it); `newsflow requeue --failed` tries again"
         )
         save_stages(session, stage=stage, outcomes=[Outcome(i, 0.0, error=error) for i in hopeless])
-    ids = [i for i in article_ids if i not in hopeless]
-    if ids:
-        statement = insert(session, Stage).values(
-            [
-                {
-                    "article_id": i,
-                    "stage": stage,
-                    "status": RUNNING,
-                    "attempts": 1,
-                    "updated_at": utcnow(),
-                }
-                for i in ids
-            ]
+        result.ids = [i for i in result.ids if i not in hopeless]
+    died = any(attempts[i] > 0 for i in result.ids)
+    if died and len(result.ids) > 1:
+        status, result.resend, result.ids = QUEUED, [[i] for i in result.ids], []
+        started = [i for c in result.resend for i in c]
+    else:
+        status, started = RUNNING, result.ids
+    now = utcnow()
+    for article_id in started:  # attempts differ by row; a chunk is at most a few dozen rows
+        session.execute(
+            update(Stage)
+            .where(col(Stage.stage) == stage, col(Stage.article_id) == article_id)
+            .values(
+                status=status,
+                attempts=attempts[article_id],
+                claim=claim if status == RUNNING else None,
+                sent_at=now,
+                runs=col(Stage.runs) + (1 if status == RUNNING else 0),
+                updated_at=now,
+            )
         )
-        statement = statement.on_conflict_do_update(
-            index_elements=["article_id", "stage"],
-            set_={
-                "status": RUNNING,
-                "attempts": col(Stage.attempts) + 1,
-                "updated_at": statement.excluded.updated_at,
-            },
-        )
-        session.execute(statement)
-    return Start(ids, bool(unfinished))
+    return result
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC datetimes; compare them as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def save_stages(
@@ -121,7 +197,7 @@ def save_stages(
             "article_id": o.article_id,
             "stage": stage,
             "status": FAILED if o.error else DONE,
-            "error": o.error,
+            "error": o.error[:ERROR_CHARS] if o.error else None,
             "seconds": round(o.seconds, 4),
             "attempts": 0,
             "version": __version__,
@@ -135,8 +211,12 @@ def save_stages(
     statement = statement.on_conflict_do_update(
         index_elements=["article_id", "stage"],
         set_={
-            key: getattr(excluded, key)
-            for key in ("status", "error", "seconds", "attempts", "version", "model", "updated_at")
+            **{
+                key: getattr(excluded, key)
+                for key in ("status", "error", "seconds", "attempts", "version", "model")
+            },
+            "updated_at": excluded.updated_at,
+            "claim": None,
         },
     )
     session.execute(statement)
@@ -162,18 +242,22 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
             "captions": c.captions,
             "removed": c.removed,
             "word_count": c.word_count,
+            "guessed_published": c.published,  # the submitter's date stays as given
         }
-        if c.published:  # else keep the date the submitter gave
-            row["published"] = c.published
         rows.append(row)
+    lock(session, stage="clean", article_ids=[o.article_id for o in outcomes])
     if rows:
         session.execute(update(Article), rows)
     save_stages(session, stage="clean", outcomes=outcomes)
+    cleaned = [row["id"] for row in rows]
+    for stage in AFTER_CLEAN:  # queued with the clean result, sent once it is committed
+        delivery.mark_queued(session, stage=stage, article_ids=cleaned)
 
 
 def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -> None:
     """Replace the entities, mentions and keyphrases of these articles."""
     ids = [o.article_id for o in outcomes]
+    lock(session, stage="extract", article_ids=ids)
     for table in (Mention, Entity, Keyphrase):
         session.execute(delete(table).where(col(table.article_id).in_(ids)))
     entities: list[dict[str, Any]] = []
@@ -220,6 +304,7 @@ def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -
 def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
     """Replace the summary sentences of these articles."""
     ids = [o.article_id for o in outcomes]
+    lock(session, stage="summarize", article_ids=ids)
     session.execute(delete(SummarySentence).where(col(SummarySentence.article_id).in_(ids)))
     rows = [
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 
 from celery import Task
@@ -10,6 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from newsflow import delivery
 from newsflow.config import get_settings
 from newsflow.contract import AFTER_CLEAN, CLEAN, EXTRACT, SUMMARIZE, TASK_FOR_STAGE
 from newsflow.errors import TransientError
@@ -20,48 +22,67 @@ log = logging.getLogger(__name__)
 
 # The database or broker going away is worth waiting for; anything else is recorded.
 TRANSIENT = (TransientError, OperationalError, InterfaceError, BrokerError)
-RETRY = {
-    "bind": True,
-    "autoretry_for": TRANSIENT,
-    "retry_backoff": 2,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 12,
-}
 Runner = Callable[..., stages.ChunkResult]
 
 
-def _run(stage: str, runner: Runner, article_ids: list[int]) -> stages.ChunkResult:
+def send(stage: str, article_ids: list[int]) -> None:
+    """One message of article ids to `stage`'s queue."""
+    app.send_task(TASK_FOR_STAGE[stage], args=[article_ids])
+
+
+def _retry(task: Task, exc: BaseException) -> BaseException:
+    """A retry with exponential backoff and jitter, within NEWSFLOW_TASK_MAX_RETRIES. Past
+    that the message is given up, but not the articles: their rows stay unfinished and
+    the recovery loop sends them again once the visibility timeout has passed."""
+    settings = get_settings()
+    delay = min(settings.retry_backoff_max, 2 ** (task.request.retries + 1))
+    log.warning("%s: %s; retry %s in %.0f s", task.name, exc, task.request.retries + 1, delay)
+    return task.retry(
+        exc=exc, countdown=delay * random.uniform(0.5, 1.0), max_retries=settings.task_max_retries
+    )
+
+
+def _run(task: Task, stage: str, runner: Runner, article_ids: list[int]) -> int:
     """Run one stage over a chunk; a bug fails the chunk's articles with the reason, visibly,
     instead of leaving them 'processing' forever."""
-    url = get_settings().database_url
+    settings = get_settings()
+    url = settings.database_url
+    claim = f"{task.request.id}#{task.request.retries}"
     try:
-        result = runner(url, article_ids, (SoftTimeLimitExceeded,))
-    except TRANSIENT:
-        raise
+        result = runner(url, article_ids, (SoftTimeLimitExceeded,), claim)
+        for chunk in result.resend:
+            send(stage, chunk)
+        if stage == "clean":  # also what an earlier try cleaned but could not send on
+            for after in AFTER_CLEAN:
+                delivery.dispatch(url, after, article_ids, send, settings.chunk_size)
+        return result.stored
+    except TRANSIENT as exc:
+        raise _retry(task, exc) from exc
     except Exception as exc:
         log.exception("%s failed on chunk %s", stage, article_ids)
-        stages.fail_chunk(url, stage, article_ids, stages.describe(exc))
-        return stages.ChunkResult()
-    for chunk in result.resend:
-        app.send_task(TASK_FOR_STAGE[stage], args=[chunk])
-    return result
+        try:
+            stages.fail_chunk(url, stage, article_ids, stages.describe(exc))
+        except TRANSIENT as again:
+            raise _retry(task, again) from again
+        except Exception:
+            log.exception(
+                "%s could not record the failure of chunk %s; the recovery loop sends it again",
+                stage,
+                article_ids,
+            )
+        return 0
 
 
-@app.task(name=CLEAN, **RETRY)
+@app.task(name=CLEAN, bind=True)
 def clean(self: Task, article_ids: list[int]) -> int:
-    result = _run("clean", stages.run_clean, article_ids)
-    if result.forward:
-        for stage in AFTER_CLEAN:
-            app.send_task(TASK_FOR_STAGE[stage], args=[result.forward])
-    return result.stored
+    return _run(self, "clean", stages.run_clean, article_ids)
 
 
-@app.task(name=EXTRACT, **RETRY)
+@app.task(name=EXTRACT, bind=True)
 def extract(self: Task, article_ids: list[int]) -> int:
-    return _run("extract", stages.run_extract, article_ids).stored
+    return _run(self, "extract", stages.run_extract, article_ids)
 
 
-@app.task(name=SUMMARIZE, **RETRY)
+@app.task(name=SUMMARIZE, bind=True)
 def summarize(self: Task, article_ids: list[int]) -> int:
-    return _run("summarize", stages.run_summarize, article_ids).stored
+    return _run(self, "summarize", stages.run_summarize, article_ids)

@@ -1,0 +1,220 @@
+"""Which stage of which article has a live message: the bookkeeping that makes the database
+heal the queue.
+
+Every stage row is written as 'queued' before a message for it exists. Sending is a claim:
+an UPDATE that stamps `sent_at` on rows that have none, so however many submits, workers or
+recovery loops race, each row is sent by exactly one of them. A row whose message may have
+been lost (queued, sent longer ago than the visibility timeout; or processing, untouched
+that long) is reopened (its stamp cleared) and claimed again. Neither producer nor worker
+code is imported here: the caller passes the function that sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, literal, or_, update
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col, select
+
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, STAGES
+from newsflow.db import insert, session_scope
+from newsflow.models import Article, BatchArticle, Stage, utcnow
+
+log = logging.getLogger(__name__)
+Send = Callable[[str, list[int]], None]  # (stage, article ids) -> one message
+
+
+def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+def mark_queued(session: Session, *, stage: str, article_ids: Sequence[int]) -> None:
+    """Give each existing article a 'queued' row for `stage` unless it has one already."""
+    if not article_ids:
+        return
+    now = utcnow()
+    rows = select_columns(
+        col(Article.id), literal(stage), literal(QUEUED), literal(0), literal(0), literal(now)
+    ).where(col(Article.id).in_(article_ids))
+    statement = insert(session, Stage).from_select(
+        ["article_id", "stage", "status", "attempts", "runs", "updated_at"], rows
+    )
+    session.execute(statement.on_conflict_do_nothing(index_elements=["article_id", "stage"]))
+
+
+def claim_unsent(session: Session, *, stage: str, article_ids: Sequence[int]) -> list[int]:
+    """Stamp the never-sent queued rows among `article_ids`; returns the ids this caller
+    now has to send (a concurrent caller gets the others)."""
+    if not article_ids:
+        return []
+    statement = (
+        update(Stage)
+        .where(
+            col(Stage.stage) == stage,
+            col(Stage.article_id).in_(article_ids),
+            col(Stage.status) == QUEUED,
+            col(Stage.sent_at).is_(None),
+        )
+        .values(sent_at=utcnow())
+        .returning(col(Stage.article_id))
+    )
+    return sorted(session.execute(statement).scalars())
+
+
+def release(session: Session, *, stage: str, article_ids: Sequence[int]) -> None:
+    """Clear the stamp of rows whose message could not be sent, so the next claim sends them."""
+    if article_ids:
+        session.execute(
+            update(Stage)
+            .where(col(Stage.stage) == stage, col(Stage.article_id).in_(article_ids))
+            .where(col(Stage.status) == QUEUED)
+            .values(sent_at=None)
+        )
+
+
+def dispatch(url: str, stage: str, article_ids: Sequence[int], send: Send, chunk_size: int) -> int:
+    """Claim and send the never-sent rows of `stage` among `article_ids`; returns how many.
+
+    When sending fails, what was not sent is released for the next claim (a re-submit,
+    `requeue` or the recovery loop) and the error goes up.
+    """
+    with session_scope(url) as session:
+        claimed = claim_unsent(session, stage=stage, article_ids=article_ids)
+    chunks = chunked(claimed, chunk_size)
+    for position, chunk in enumerate(chunks):
+        try:
+            send(stage, chunk)
+        except Exception:
+            unsent = [i for c in chunks[position:] for i in c]
+            try:
+                with session_scope(url) as session:
+                    release(session, stage=stage, article_ids=unsent)
+            except Exception:  # the database went too: the recovery loop finds them later
+                log.warning("could not release %s unsent %s rows", len(unsent), stage)
+            raise
+    return len(claimed)
+
+
+@dataclass
+class Reopened:
+    """What a requeue or a recovery pass did per stage: the ids reopened, how many of them
+    it sent, and what it skipped with why."""
+
+    ids: dict[str, list[int]] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> reason -> n
+
+
+SKIP_SENT = "a message was sent within the visibility timeout and may still be waiting"
+SKIP_RUNNING = "a worker is running it"
+SKIP_FAILED = "failed (add --failed to retry)"
+
+
+def ensure_rows(session: Session, members: Any) -> None:
+    """Rows for stages an article needs but has none for (data from before stage rows were
+    written at submit): clean for every article, the later stages once clean is done."""
+    missing_clean = select_columns(col(Article.id)).where(
+        col(Article.id).in_(members),
+        ~exists().where(col(Stage.article_id) == col(Article.id), col(Stage.stage) == "clean"),
+    )
+    mark_queued(session, stage="clean", article_ids=list(session.execute(missing_clean).scalars()))
+    cleaned = select_columns(col(Stage.article_id)).where(
+        col(Stage.article_id).in_(members), col(Stage.stage) == "clean", col(Stage.status) == DONE
+    )
+    ids = list(session.execute(cleaned).scalars())
+    for stage in AFTER_CLEAN:
+        mark_queued(session, stage=stage, article_ids=ids)
+
+
+def reopen(
+    session: Session,
+    *,
+    cutoff: datetime,
+    members: Any = None,
+    stage: str | None = None,
+    failed: bool = False,
+    force: bool = False,
+    unsent_now: bool = True,
+) -> Reopened:
+    """Clear the stamp of every row whose message may be lost, so a claim sends it again.
+
+    Lost means: queued and never sent (with `unsent_now`; else only once queued before
+    `cutoff`, since a submit may be about to send it), or sent before `cutoff`; processing
+    and untouched since `cutoff`; failed, with `failed`. `force` takes every row not done.
+    """
+    stages = [stage] if stage else list(STAGES)
+    never_sent: ColumnElement[bool] = col(Stage.sent_at).is_(None)
+    if not unsent_now:
+        never_sent = and_(never_sent, col(Stage.updated_at) < cutoff)
+    lost: ColumnElement[bool] = or_(
+        and_(col(Stage.status) == QUEUED, or_(never_sent, col(Stage.sent_at) < cutoff)),
+        and_(col(Stage.status) == RUNNING, col(Stage.updated_at) < cutoff),
+    )
+    if force:
+        lost = col(Stage.status).in_((QUEUED, RUNNING))
+    if failed:
+        lost = or_(lost, col(Stage.status) == FAILED)
+    scope: ColumnElement[bool] = col(Stage.stage).in_(stages)
+    if members is not None:
+        scope = and_(scope, col(Stage.article_id).in_(members))
+    result = Reopened()
+    for row in session.execute(
+        select_columns(
+            col(Stage.stage), col(Stage.status), col(Stage.sent_at), col(Stage.updated_at)
+        ).where(scope, col(Stage.status) != DONE, ~lost)
+    ):
+        reason = {RUNNING: SKIP_RUNNING, FAILED: SKIP_FAILED}.get(row.status, SKIP_SENT)
+        counts = result.skipped.setdefault(row.stage, {})
+        counts[reason] = counts.get(reason, 0) + 1
+    reopened = session.execute(
+        update(Stage)
+        .where(scope, lost)
+        .values(status=QUEUED, sent_at=None, claim=None, updated_at=utcnow())
+        .returning(col(Stage.stage), col(Stage.article_id))
+    )
+    for name, article_id in reopened:
+        result.ids.setdefault(name, []).append(article_id)
+    return result
+
+
+def batch_members(batch_id: int) -> Any:
+    """The ids of a batch's articles, as a subquery: the one query of batch membership."""
+    return select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
+
+
+def resend(
+    url: str,
+    send: Send,
+    *,
+    chunk_size: int,
+    older_than: float,
+    batch_id: int | None = None,
+    stage: str | None = None,
+    failed: bool = False,
+    force: bool = False,
+    unsent_now: bool = True,
+) -> Reopened:
+    """Reopen what may be lost (see `reopen`) and send it."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    members = batch_members(batch_id) if batch_id is not None else None
+    with session_scope(url) as session:
+        if batch_id is not None:
+            ensure_rows(session, members)
+        found = reopen(
+            session,
+            cutoff=cutoff,
+            members=members,
+            stage=stage,
+            failed=failed,
+            force=force,
+            unsent_now=unsent_now,
+        )
+    found.sent = {
+        name: dispatch(url, name, sorted(ids), send, chunk_size) for name, ids in found.ids.items()
+    }
+    return found
