@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import os
 import re
+import stat
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,11 +79,13 @@ class Settings(BaseSettings):
 
     @property
     def embedded_socket(self) -> Path:
-        """Unix socket of the embedded Redis; under /tmp when data_dir's path is too long."""
+        """Unix socket of the embedded Redis; in a private folder under the temp dir when
+        data_dir's path is too long for a socket (see `private_folder`)."""
         path = self.data_dir.resolve() / "redis.sock"
         if len(str(path)) > 100:  # sun_path holds 108 bytes
             digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-            path = Path(tempfile.gettempdir()) / f"newsflow-{digest}" / "redis.sock"
+            name = f"newsflow-{os.getuid()}-{digest}"
+            path = Path(tempfile.gettempdir()) / name / "redis.sock"
         return path
 
     @property
@@ -106,6 +112,29 @@ class Settings(BaseSettings):
         return DEFAULT_MODELS[0]
 
 
+def private_folder(path: Path) -> Path:
+    """`path` as a folder only this user can enter: made with mode 0700, or, if it exists,
+    accepted only when it is a real folder (no symlink) that this user owns, mode 0700.
+
+    Its name is predictable (other terminals must find the same socket), so another local
+    user could make it first, with a symlink inside, to have our redis-server write to a
+    file of theirs choosing: refuse, and say what to do.
+    """
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.getuid()
+        or stat.S_IMODE(info.st_mode) != 0o700
+    ):
+        raise PermissionError(
+            f"{path} is not a private folder of this user (a symlink, another owner, or a mode "
+            "other than 0700); remove it, or set NEWSFLOW_DATA_DIR to a shorter path of yours"
+        )
+    return path
+
+
 _current: Settings | None = None
 
 
@@ -123,16 +152,60 @@ def use(settings: Settings) -> None:
     _current = settings
 
 
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]*)(?=@)", re.I)
+SECRET_PARAMETERS = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.I)
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
 
 
 def mask_url(url: str | None) -> str:
-    """The URL with its password replaced by ***, fit for output, logs and errors."""
+    """The URL with its password, and any password-like query parameter, replaced by ***:
+    fit for output, logs and errors. Parsed, not pattern-matched: the userinfo ends at the
+    last '@' before the host, whatever the password holds ('@', ':', spaces)."""
     if not url:
         return "<unset>"
-    return _PASSWORD.sub(r"\g<head>***", url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    userinfo, _, host = netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if colon:
+        netloc = f"{user}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if SECRET_PARAMETERS.search(name) else f"{name}={value}" if eq else name
+        for name, eq, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def mask_secrets(text: str) -> str:
-    """Any URL password inside free text (an exception message, say) masked."""
-    return _PASSWORD.sub(r"\g<head>***", text)
+def mask_secrets(text: str, *urls: str | None) -> str:
+    """Free text (an exception message, say) with every URL in it masked, and the literal
+    passwords of `urls` (default: the configured database and broker) removed too."""
+    text = URL.sub(lambda match: mask_url(match.group(0)), text)
+    if not urls and _current is not None:
+        urls = (_current.database_url, _current.broker_url)
+    for url in urls:
+        for secret in _secrets(url):
+            text = text.replace(secret, "***")
+    return text
+
+
+def _secrets(url: str | None) -> list[str]:
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [parts.password] if parts.password else []
+    userinfo = parts.netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        found.append(userinfo.partition(":")[2])
+    found += [
+        value
+        for name, _, value in (item.partition("=") for item in parts.query.split("&"))
+        if SECRET_PARAMETERS.search(name) and value
+    ]
+    return [secret for secret in found if len(secret) >= 3]

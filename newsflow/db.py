@@ -18,6 +18,7 @@ from newsflow.config import mask_secrets, mask_url
 from newsflow.errors import ConfigurationError, ServiceUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "newsflow_read_only"
 
 
 @cache
@@ -43,11 +44,12 @@ def get_engine(url: str) -> Engine:
 
 
 def _sqlite_setup(engine: Engine) -> None:
-    """WAL for concurrent readers, a long busy timeout, foreign keys, and BEGIN IMMEDIATE.
+    """WAL for concurrent readers, a long busy timeout, foreign keys, and BEGIN IMMEDIATE
+    for writing sessions.
 
     pysqlite's deferred BEGIN lets two writers both start reading and then fail to upgrade
     their lock with SQLITE_BUSY without waiting; taking the write lock up front makes them
-    queue on busy_timeout instead.
+    queue on busy_timeout instead. Read-only sessions (`read_scope`) take no lock at all.
     """
 
     @event.listens_for(engine, "connect")
@@ -62,7 +64,9 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers never wait: WAL gives a deferred transaction a snapshot of its own.
+        reading = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 @contextmanager
@@ -75,6 +79,25 @@ def session_scope(url: str) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(url: str) -> Iterator[Session]:
+    """A session for reading only: on SQLite it never waits for a writer, and it never
+    creates a database file that is not there (a typo in --db is an error, not a new DB)."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url.removeprefix("sqlite:///").partition("?")[0])
+        if not path.exists():
+            raise ConfigurationError(
+                f"no database at {path} (reading never creates one); check --db or "
+                "NEWSFLOW_DATABASE_URL, or submit a batch first"
+            )
+    engine = get_engine(url).execution_options(**{READ_ONLY: True})
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def insert(session: Session, table: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from newsflow.config import Settings, mask_url
+from newsflow.config import Settings, mask_secrets, mask_url
 from newsflow.contract import QUEUES, TASK_FOR_STAGE, celery_config
 from newsflow.errors import ServiceUnavailable
 
@@ -47,7 +47,8 @@ def unreachable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
         else "check that Redis is running, or set NEWSFLOW_BROKER_URL (unset it to use "
         "the embedded broker)"
     )
-    return ServiceUnavailable(f"cannot reach Redis at {mask_url(url)}: {exc}; {fix}")
+    reason = mask_secrets(str(exc), url)
+    return ServiceUnavailable(f"cannot reach Redis at {mask_url(url)}: {reason}; {fix}")
 
 
 def check_broker(settings: Settings) -> None:

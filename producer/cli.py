@@ -12,28 +12,31 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from newsflow import db
 from newsflow.config import Settings, get_settings, mask_secrets, mask_url, use
 from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
-from newsflow.db import session_scope
+from newsflow.db import read_scope
 from newsflow.errors import NewsflowError
 from producer import monitor, results
 from producer.client import Client
 from producer.embedded import EmbeddedRedis, is_running
 from producer.local import LocalWorkers
 from producer.submit import SubmitResult
+from producer.terminal import shown
 
 app = typer.Typer(
     help="newsflow: clean, annotate and summarise news articles through Redis and Celery.",
@@ -81,7 +84,7 @@ def _report_submit(result: SubmitResult, as_json: bool) -> None:
         out.print_json(json.dumps(result.as_dict()))
         return
     for rejected in result.rejected:
-        err.print(f"[red]rejected[/] {rejected}", highlight=False)
+        err.print(f"[red]rejected[/] {shown(rejected)}", highlight=False)
     err.print(
         f"batch {result.batch_id}: {result.submitted} submitted "
         f"({result.duplicates} already stored), {len(result.rejected)} rejected, "
@@ -173,11 +176,12 @@ def _results_table(records: list[dict[str, Any]]) -> Table:
     for r in records:
         names = ", ".join(e["name"] for e in r["entities"][:3])
         status = r["status"] if r["status"] != "failed" else "[red]failed"
+        title = r["title"] or f"({r['external_id'] or r['submitted_from'] or 'untitled'})"
         table.add_row(
             str(r["id"]),
-            (r["title"] or "")[:60],
-            r["agency"] or "",
-            names,
+            shown(title[:60]),
+            shown(r["agency"] or ""),
+            shown(names),
             f"{len(r['summary']['sentences'])} sent.",
             status,
         )
@@ -217,6 +221,8 @@ def worker(
             loglevel,
             "--concurrency",
             str(concurrency or os.cpu_count() or 1),
+            "--hostname",  # two workers on one host must not share a node name
+            f"newsflow-{os.getpid()}@%h",
         ]
     )
 
@@ -247,7 +253,7 @@ def _status_view(report: dict[str, Any]) -> Table:
     for name, depth in report["queues"].items():
         queues.add_row(name, str(depth["ready"]), str(depth["unacked"]))
     if report["broker"]["error"]:
-        grid.add_row(f"[red]{report['broker']['error']}")
+        grid.add_row(f"[red]{shown(report['broker']['error'])}")
     else:
         grid.add_row(queues)
         workers = (
@@ -258,7 +264,7 @@ def _status_view(report: dict[str, Any]) -> Table:
             )
             or "none answered"
         )
-        grid.add_row(f"workers: {workers}")
+        grid.add_row(f"workers: {shown(workers)}")
     batches = Table(title="batches")
     for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress", "per min 1m/5m", "ETA"):
         batches.add_column(column)
@@ -268,7 +274,7 @@ def _status_view(report: dict[str, Any]) -> Table:
         eta = f"{b['eta_seconds'] // 60}m{b['eta_seconds'] % 60:02d}s" if b["eta_seconds"] else ""
         batches.add_row(
             str(b["id"]),
-            b["name"] or "",
+            shown(b["name"] or ""),
             str(b["total"]),
             *(str(b[s]) for s in ARTICLE_STATUSES),
             f"{bar} {share:.0%}",
@@ -281,7 +287,7 @@ def _status_view(report: dict[str, Any]) -> Table:
         for column in ("article", "stage", "reason"):
             failures.add_column(column)
         for f in report["failures"]:
-            failures.add_row(str(f["article_id"]), f["stage"], f["error"] or "")
+            failures.add_row(str(f["article_id"]), f["stage"], shown(f["error"] or ""))
         grid.add_row(failures)
     return grid
 
@@ -366,32 +372,39 @@ def results_show(article_id: int, as_json: JsonFlag = False) -> None:
     """One article: fields, summary, entities, keyphrases, stages."""
     record = Client(_settings()).record(article_id)
     if record is None:
-        err.print(f"no article {article_id}")
+        err.print(f"no article {article_id}", highlight=False)
         raise typer.Exit(1)
     if as_json:
         out.print_json(json.dumps(record, ensure_ascii=False))
         return
     dateline = record["dateline"] or {}
-    out.print(f"[bold]{record['title'] or '(untitled)'}[/]  #{record['id']} {record['status']}")
-    for key in ("agency", "byline", "language", "published", "url"):
+    title = shown(record["title"] or "(untitled)")
+    out.print(f"[bold]{title}[/]  #{record['id']} {record['status']}", highlight=False)
+    for key in ("external_id", "agency", "byline", "language", "published", "url", "source"):
         if record[key]:
-            out.print(f"{key}: {record[key]}", highlight=False)
+            out.print(f"{key}: {shown(record[key])}", highlight=False)
     if dateline:
-        out.print(f"dateline: {', '.join(v for v in dateline.values() if v)}", highlight=False)
-    out.print(f"\n[bold]summary[/]\n{record['summary']['text']}\n", highlight=False)
+        place_date = ", ".join(v for v in dateline.values() if v)
+        out.print(f"dateline: {shown(place_date)}", highlight=False)
+    out.print(f"\n[bold]summary[/]\n{shown(record['summary']['text'])}\n", highlight=False)
     entities = Table(title="entities")
     for column in ("name", "label", "count", "salience", "aliases"):
         entities.add_column(column)
     for e in record["entities"][:15]:
         entities.add_row(
-            e["name"], e["label"], str(e["count"]), f"{e['salience']:.3f}", ", ".join(e["aliases"])
+            shown(e["name"]),
+            e["label"],
+            str(e["count"]),
+            f"{e['salience']:.3f}",
+            shown(", ".join(e["aliases"])),
         )
     out.print(entities)
-    out.print("keyphrases: " + "; ".join(k["text"] for k in record["keyphrases"]), highlight=False)
+    phrases = "; ".join(k["text"] for k in record["keyphrases"])
+    out.print(f"keyphrases: {shown(phrases)}", highlight=False)
     for caption in record["captions"]:
-        out.print(f"caption: {caption}", highlight=False)
+        out.print(f"caption: {shown(caption)}", highlight=False)
     for name, stage in record["stages"].items():
-        error = f"  [red]{stage['error']}" if stage["error"] else ""
+        error = f"  [red]{shown(stage['error'])}" if stage["error"] else ""
         out.print(
             f"stage {name}: {stage['status']} {stage['seconds'] or 0:.3f} s{error}", highlight=False
         )
@@ -413,7 +426,9 @@ def results_list(
     """Articles with their status, a page at a time."""
     if status is not None and status not in ARTICLE_STATUSES:
         raise typer.BadParameter(f"unknown status {status!r}; choose from {list(ARTICLE_STATUSES)}")
-    with session_scope(_settings().database_url) as session:
+    with read_scope(_settings().database_url) as session:
+        if batch is not None:
+            _known_batch(session, batch)
         filters = results.Filters(batch, status, entity, agency, language, since, until)
         rows = [
             {
@@ -438,9 +453,9 @@ def results_list(
             str(r["id"]),
             str(r["batch_id"]),
             r["status"],
-            (r["title"] or "")[:60],
-            r["agency"] or "",
-            ", ".join(r["entities"]),
+            shown((r["title"] or "")[:60]),
+            shown(r["agency"] or ""),
+            shown(", ".join(r["entities"])),
         )
     out.print(table)
 
@@ -457,16 +472,34 @@ def results_export(
     """Every record, streamed (constant memory) as JSONL or one CSV row per article."""
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter("--format must be jsonl or csv")
-    with ExitStack() as stack:
-        target = (
-            stack.enter_context(output.open("w", encoding="utf-8", newline=""))
-            if output
-            else sys.stdout
-        )
-        session = stack.enter_context(session_scope(_settings().database_url))
-        filters = results.Filters(batch_id=batch, status=status)
-        count = results.export(session, target, fmt=fmt, filters=filters)
+    filters = results.Filters(batch_id=batch, status=status)
+    with read_scope(_settings().database_url) as session:
+        if batch is not None:
+            _known_batch(session, batch)
+        if output is None:
+            count = results.export(session, sys.stdout, fmt=fmt, filters=filters)
+        else:
+            with _replacing(output) as target:  # FILE is untouched unless the export completes
+                count = results.export(session, target, fmt=fmt, filters=filters)
     err.print(f"exported {count} records", highlight=False)
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[IO[str]]:
+    """A temporary file beside `path` that takes its place only when the block succeeds."""
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def _known_batch(session: Session, batch_id: int) -> None:
+    if not monitor.batch_progress(session, batch_id):
+        raise NewsflowError(f"no batch {batch_id}; `newsflow status` lists the batches")
 
 
 @results_app.command("search")
@@ -475,7 +508,7 @@ def results_search(
     as_json: JsonFlag = False,
 ) -> None:
     """Articles that mention an entity."""
-    with session_scope(_settings().database_url) as session:
+    with read_scope(_settings().database_url) as session:
         ids = results.article_ids(session, results.Filters(entity=entity), limit=500)
         rows = [
             {"id": r["id"], "title": r["title"], "agency": r["agency"]}
@@ -485,7 +518,9 @@ def results_search(
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     for r in rows:
-        out.print(f"{r['id']}\t{r['title'] or ''}\t{r['agency'] or ''}", highlight=False)
+        out.print(
+            f"{r['id']}\t{shown(r['title'] or '')}\t{shown(r['agency'] or '')}", highlight=False
+        )
 
 
 @results_app.command("entities")
@@ -505,7 +540,11 @@ def results_entities(
         table.add_column(column)
     for r in rows:
         table.add_row(
-            r["name"], r["label"], str(r["articles"]), str(r["mentions"]), f"{r['salience']:.3f}"
+            shown(r["name"]),
+            r["label"],
+            str(r["articles"]),
+            str(r["mentions"]),
+            f"{r['salience']:.3f}",
         )
     out.print(table)
 
@@ -515,6 +554,11 @@ def _database_hint(exc: SQLAlchemyError) -> str:
     url = mask_url(get_settings().database_url)
     if re.search(r"no such table|does not exist|UndefinedTable", reason):
         return f"the database at {url} has no newsflow tables ({reason}); run `newsflow db upgrade`"
+    if "database is locked" in reason:
+        return (
+            f"the SQLite database at {url} stayed locked by another writer for 60 s (a large "
+            "submit?); try again when it is done, or use PostgreSQL for heavy concurrent writes"
+        )
     return f"database error at {url}: {reason}; check NEWSFLOW_DATABASE_URL (or --db)"
 
 
@@ -523,13 +567,13 @@ def _friendly_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        err.print(f"[red]error:[/] {_database_hint(exc)}", highlight=False)
+        err.print(f"[red]error:[/] {shown(_database_hint(exc))}", highlight=False)
         raise SystemExit(2) from None
     except NewsflowError as exc:
-        err.print(f"[red]error:[/] {mask_secrets(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/] {shown(mask_secrets(str(exc)))}", highlight=False)
         raise SystemExit(2) from None
     except (RuntimeError, TimeoutError) as exc:
-        err.print(f"[red]error:[/] {mask_secrets(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/] {shown(mask_secrets(str(exc)))}", highlight=False)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted; stopped what this command started", highlight=False)
@@ -537,7 +581,7 @@ def _friendly_errors() -> Iterator[None]:
     except Exception as exc:
         logging.getLogger("newsflow").info("unexpected error", exc_info=True)
         err.print(
-            f"[red]unexpected error:[/] {type(exc).__name__}: {mask_secrets(str(exc))} "
+            f"[red]unexpected error:[/] {type(exc).__name__}: {shown(mask_secrets(str(exc)))} "
             "(run with --verbose for the traceback)",
             highlight=False,
         )

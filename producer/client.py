@@ -10,7 +10,7 @@ from rich.console import Console
 
 from newsflow import db
 from newsflow.config import Settings, get_settings
-from newsflow.db import session_scope
+from newsflow.db import read_scope
 from newsflow.delivery import Reopened
 from producer import monitor, results, submit
 from producer.progress import progress_bar
@@ -48,7 +48,7 @@ class Client:
         return submit.submit(self.settings, records, name=name, resume_unfinished=resume_unfinished)
 
     def progress(self, batch_id: int) -> dict[str, Any]:
-        with session_scope(self.settings.database_url) as session:
+        with read_scope(self.settings.database_url) as session:
             found = monitor.batch_progress(session, batch_id)
         if not found:
             raise KeyError(f"no batch {batch_id}")
@@ -89,18 +89,18 @@ class Client:
     def results(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Output records, streamed a page at a time; filters as in results.Filters
         (batch_id, status, entity, agency, language, since, until)."""
-        with session_scope(self.settings.database_url) as session:
+        with read_scope(self.settings.database_url) as session:
             yield from results.iter_records(session, results.Filters(**filters))
 
     def record(self, article_id: int) -> dict[str, Any] | None:
-        with session_scope(self.settings.database_url) as session:
+        with read_scope(self.settings.database_url) as session:
             found = results.records(session, [article_id])
         return found[0] if found else None
 
     def entities(
         self, *, batch_id: int | None = None, label: str | None = None, top: int = 20
     ) -> list[dict[str, Any]]:
-        with session_scope(self.settings.database_url) as session:
+        with read_scope(self.settings.database_url) as session:
             return results.top_entities(session, batch_id=batch_id, label=label, top=top)
 
     def status(self, *, batch_id: int | None = None) -> dict[str, Any]:

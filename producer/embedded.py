@@ -10,12 +10,14 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 
 import redis
 
+from newsflow.config import private_folder
 from newsflow.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,13 @@ class EmbeddedRedis:
                 "stop it or use it by leaving NEWSFLOW_BROKER_URL unset"
             )
         home = self.socket.parent
-        home.mkdir(parents=True, exist_ok=True)
+        if home.parent == Path(tempfile.gettempdir()):  # a name anyone there could take first
+            try:
+                private_folder(home)
+            except PermissionError as exc:
+                raise ServiceUnavailable(str(exc)) from exc
+        else:
+            home.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         persistence = ["--appendonly", "yes"] if self.persist else ["--appendonly", "no"]
         command = [

@@ -12,7 +12,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import col
 
 from newsflow.config import Settings
-from newsflow.db import session_scope
+from newsflow.db import read_scope
 from newsflow.errors import ServiceUnavailable
 from newsflow.models import Stage
 from producer import broker
@@ -32,7 +32,7 @@ class NewsflowCollector(Collector):
             "newsflow_stage_seconds_mean", "Mean seconds per article of a finished stage",
             labels=["stage"],
         )  # fmt: skip
-        with session_scope(self.settings.database_url) as session:
+        with read_scope(self.settings.database_url) as session:
             counts = select_columns(col(Stage.stage), col(Stage.status), func.count())
             for stage, status, count in session.execute(
                 counts.group_by(col(Stage.stage), col(Stage.status))

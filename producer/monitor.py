@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from newsflow.config import Settings, mask_url
 from newsflow.contract import ARTICLE_STATUSES, DONE, FAILED, QUEUED, RUNNING, STAGES
-from newsflow.db import session_scope
+from newsflow.db import read_scope
 from newsflow.errors import ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, Stage
 from producer import broker
@@ -151,7 +151,7 @@ def status(
 ) -> dict[str, Any]:
     """The `status --json` document. Batch figures come from the DB, so they survive any
     broker restart; an unreachable broker is reported, not fatal."""
-    with session_scope(settings.database_url) as session:
+    with read_scope(settings.database_url) as session:
         report: dict[str, Any] = {
             "batches": batch_progress(session, batch_id),
             "failures": recent_failures(session, batch_id=batch_id),

@@ -25,6 +25,7 @@ from newsflow.models import (
     SummarySentence,
 )
 from producer.monitor import article_status
+from producer.terminal import cell
 
 PAGE = 200
 
@@ -138,6 +139,7 @@ def _record(
         "published_from": published_from,
         "url": member.url,
         "source": member.origin,
+        "submitted_from": member.source,
         "text": article.text,
         "captions": article.captions or [],
         "word_count": article.word_count,
@@ -347,10 +349,11 @@ CSV_FIELDS = (
 )
 
 
-def csv_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One flat row per article: top entities and keyphrases joined with '; '."""
+def csv_row(record: dict[str, Any]) -> dict[str, str]:
+    """One flat row per article: top entities and keyphrases joined with '; ', and no cell
+    that a spreadsheet would run as a formula."""
     dateline = record["dateline"] or {}
-    return {
+    row = {
         **{
             k: record[k]
             for k in CSV_FIELDS
@@ -364,6 +367,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
             f"{name}: {s['error']}" for name, s in record["stages"].items() if s["error"]
         ),
     }
+    return {key: cell(value) for key, value in row.items()}
 
 
 def export(

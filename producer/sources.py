@@ -7,14 +7,15 @@ a person can act on) in its place and goes on with the next one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -55,7 +56,7 @@ class InputRecord(BaseModel):
 
     text: StrictStr | None = None
     html: StrictStr | None = None
-    id: StrictStr | int | None = None
+    id: StrictStr | StrictInt | None = None  # not true/false, which are no ids
     title: StrictStr | None = None
     url: StrictStr | None = None
     published: StrictStr | None = None
@@ -73,6 +74,18 @@ def _content_problem(content: str, limit: int) -> str | None:
         return "contains NUL bytes: binary data, not article text"
     if not content.strip():
         return "empty text: the record has no characters besides whitespace"
+    return None
+
+
+def _surrogate_field(item: InputRecord) -> str | None:
+    """The first field holding a lone surrogate (a JSON escape like \\ud800 with no pair),
+    which no database can store as text."""
+    for name, value in item:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
     return None
 
 
@@ -95,6 +108,13 @@ def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Rec
         item = InputRecord.model_validate(data)
     except ValidationError as exc:
         return Rejected(source, line, _validation_reason(exc))
+    if field := _surrogate_field(item):
+        return Rejected(
+            source,
+            line,
+            f"field {field!r} holds an unpaired surrogate escape (like \\ud800): not text; "
+            "fix the encoder that wrote it",
+        )
     if item.text is None and item.html is None:
         return Rejected(source, line, "missing 'text' or 'html': one of them is required")
     if item.text is not None and item.html is not None:
@@ -117,13 +137,16 @@ def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Rec
 
 
 def read_jsonl_lines(
-    lines: Iterable[bytes], *, source: str, limit: int
+    lines: Iterable[bytes | None], *, source: str, limit: int
 ) -> Iterator[Record | Rejected]:
+    """Records of JSONL lines; a None line is one `bounded_lines` found too long."""
     for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
+        if raw is None:
+            yield Rejected(
+                source, number, f"line is over the size limit of {line_limit(limit):,} bytes"
+            )
             continue
-        if len(raw) > limit * 2 + 1024:  # escaped JSON may be up to ~2x the text
-            yield Rejected(source, number, f"line is {len(raw):,} bytes, over the size limit")
+        if not raw.strip():
             continue
         try:
             text = raw.decode("utf-8")
@@ -139,7 +162,33 @@ def read_jsonl_lines(
         except json.JSONDecodeError as exc:
             yield Rejected(source, number, f"malformed JSON: {exc.msg} at column {exc.colno}")
             continue
+        except RecursionError:
+            yield Rejected(source, number, "JSON nested too deeply to read")
+            continue
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            yield Rejected(source, number, f"unreadable JSON: {exc}")
+            continue
         yield from_mapping(data, source=source, line=number, limit=limit)
+
+
+def line_limit(limit: int) -> int:
+    """Longest JSONL line read: escaped JSON may be up to ~2x the text, plus its fields."""
+    return limit * 2 + 1024
+
+
+def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines of `stream`, never holding more than `limit` bytes of one: a longer line
+    is skipped to its end and given as None."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # drain the rest, a piece at a time
+            line = stream.readline(1 << 20)
+        yield None
 
 
 def _decode(raw: bytes, kind: str) -> str:
@@ -165,7 +214,8 @@ def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
         with path.open("rb") as handle:
-            yield from read_jsonl_lines(handle, source=source, limit=limit)
+            lines = bounded_lines(handle, line_limit(limit))
+            yield from read_jsonl_lines(lines, source=source, limit=limit)
         return
     kind = TEXT_SUFFIXES.get(suffix)
     if kind is None:
@@ -195,6 +245,39 @@ def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
     yield Record(kind=kind, content=content, source=source, external_id=path.name)
 
 
+def _not_regular(path: Path) -> str:
+    if path.is_symlink() and path.is_dir():
+        return "a symlinked folder, not followed (pass its target to read it)"
+    if path.is_fifo():
+        return "a FIFO, not a file; pipe it to `newsflow submit -` to read it as a stream"
+    if path.is_char_device() or path.is_block_device():
+        return "a device, not a file"
+    if path.is_socket():
+        return "a socket, not a file"
+    if path.is_symlink() and not path.exists():
+        return "a broken symlink"
+    return "not a regular file"
+
+
+def _folder(folder: Path) -> Iterator[Path | Rejected]:
+    """Every file under `folder`, sorted, and a rejection for each entry that is not one."""
+    for root, dirs, names in os.walk(folder):
+        here = Path(root)
+        dirs.sort()
+        for name in sorted(dirs):
+            if (here / name).is_symlink():
+                yield Rejected(str(here / name), None, _not_regular(here / name))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in sorted(names):
+            path = here / name
+            if name.startswith("."):
+                continue
+            if path.is_file():
+                yield path
+            else:
+                yield Rejected(str(path), None, _not_regular(path))
+
+
 def read_path(path: str | Path, *, limit: int) -> Iterator[Record | Rejected]:
     """A file, a folder (every article file in it, sorted), or '-' for stdin."""
     if str(path) == "-":
@@ -202,20 +285,36 @@ def read_path(path: str | Path, *, limit: int) -> Iterator[Record | Rejected]:
         return
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        for file in files:
-            yield from read_file(file, limit=limit)
+        for entry in _folder(path):
+            if isinstance(entry, Rejected):
+                yield entry
+            else:
+                yield from read_file(entry, limit=limit)
     elif path.is_file():
         yield from read_file(path, limit=limit)
+    elif path.exists() or path.is_symlink():
+        yield Rejected(str(path), None, _not_regular(path))
     else:
         yield Rejected(str(path), None, "no such file or folder")
 
 
-def read_stdin(*, limit: int) -> Iterator[Record | Rejected]:
-    """JSONL when the input starts with '{', else one plain-text article."""
-    data = sys.stdin.buffer.read()
-    if data.lstrip().startswith(b"{"):
-        yield from read_jsonl_lines(data.splitlines(), source="<stdin>", limit=limit)
+def read_stdin(*, limit: int, stream: BinaryIO | None = None) -> Iterator[Record | Rejected]:
+    """JSONL when the input starts with '{', else one plain-text article; read as a
+    stream, so memory stays bounded whatever comes in."""
+    stream = stream or sys.stdin.buffer
+    head = stream.peek(64) if hasattr(stream, "peek") else b""
+    if head.lstrip().startswith(b"{"):
+        lines = bounded_lines(stream, line_limit(limit))
+        yield from read_jsonl_lines(lines, source="<stdin>", limit=limit)
+        return
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        yield Rejected(
+            "<stdin>",
+            None,
+            f"plain text on stdin is over the limit of {limit:,} bytes "
+            "(raise NEWSFLOW_MAX_ARTICLE_BYTES, or send JSONL, one article a line)",
+        )
         return
     try:
         content = _decode(data, "text")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import re
 import shlex
-from pathlib import Path
 
 import yaml
 from typer.main import get_command
@@ -66,4 +66,52 @@ def test_services_and_durability() -> None:
     assert "'.[worker]'" in dockerfile
     for path in ("newsflow", "worker", "producer", "examples"):
         assert (ROOT / path).is_dir() and f"COPY {path}" in dockerfile
-    assert Path(ROOT / "pyproject.toml").exists()
+
+
+SECRET = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?[^}]+\}$")
+
+
+def _secret_name(value: str) -> str | None:
+    match = SECRET.match(value)
+    return match.group("name") if match else None
+
+
+def test_secrets_come_from_an_uncommitted_env_file() -> None:
+    services = COMPOSE["services"]
+    assert _secret_name(services["postgres"]["environment"]["POSTGRES_PASSWORD"])
+    for service in OUR_SERVICES:
+        env = services[service]["environment"]
+        broker, database = env["NEWSFLOW_BROKER_URL"], env["NEWSFLOW_DATABASE_URL"]
+        assert re.search(r"redis://:\$\{REDIS_PASSWORD:\?", broker), broker
+        assert re.search(r":\$\{POSTGRES_PASSWORD:\?[^}]+\}@", database), database
+    redis = services["redis"]["command"]
+    assert _secret_name(redis[redis.index("--requirepass") + 1]) == "REDIS_PASSWORD"
+    used = set(re.findall(r"\$\{([A-Z_]+):\?", (ROOT / "docker-compose.yml").read_text()))
+    example = (ROOT / ".env.example").read_text()
+    assert used == {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_BASIC_AUTH"}
+    for name in used:
+        assert re.search(rf"^{name}=$", example, re.M), f".env.example lacks {name}"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_flower_asks_for_a_password_and_listens_on_localhost_only() -> None:
+    flower = COMPOSE["services"]["flower"]
+    auth = [word for word in _command("flower") if word.startswith("--basic-auth=")]
+    assert len(auth) == 1 and _secret_name(auth[0].removeprefix("--basic-auth=")) == (
+        "FLOWER_BASIC_AUTH"
+    )
+    assert all(port.startswith("127.0.0.1:") for port in flower["ports"])
+
+
+def test_images_and_packages_are_pinned() -> None:
+    for service in COMPOSE["services"].values():
+        if "image" in service:
+            tag = service["image"].partition(":")[2]
+            assert re.fullmatch(r"\d+\.\d+(\.\d+)?(-\w+)?", tag), service["image"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^FROM (\S+)", dockerfile, re.M)
+    assert base and re.search(r":\d+\.\d+\.\d+", base.group(1)), "base image not pinned"
+    assert "-c deploy/constraints.txt" in dockerfile
+    pins = (ROOT / "deploy" / "constraints.txt").read_text()
+    for package in ("celery", "kombu", "redis", "spacy", "trafilatura", "flower", "tornado"):
+        assert re.search(rf"^{package}==\S+$", pins, re.M | re.I), f"{package} not pinned"
