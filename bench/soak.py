@@ -2,6 +2,8 @@
 
     python -m bench.soak [--articles 20000] [--workers 2] [--db URL] [--broker URL]
 
+With --chaos, the same under faults on PostgreSQL: bench/chaos.py says which.
+
 Starts a private embedded Redis (unless --broker) and one `celery worker` with --workers
 pool processes, submits the batch, and samples once a second until every article is done
 or failed: Redis used memory, the RSS of each worker process, progress. Then checks the
@@ -131,8 +133,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="pool processes")
     parser.add_argument("--db", help="database URL (default: a new SQLite file)")
     parser.add_argument("--broker", help="Redis URL (default: a private embedded Redis)")
+    parser.add_argument(
+        "--chaos",
+        action="store_true",
+        help="kill workers, restart Redis, cut PostgreSQL, race submits (see bench/chaos.py); "
+        "--db is then the PostgreSQL server to make a scratch database on",
+    )
     args = parser.parse_args()
-    figures = soak(args.articles, args.workers, args.db, args.broker)
+    if args.chaos:
+        from bench import chaos
+
+        figures = chaos.run(args.articles, args.db or chaos.LOCAL_POSTGRES)
+    else:
+        figures = soak(args.articles, args.workers, args.db, args.broker)
     table = Table(title="newsflow soak")
     table.add_column("figure")
     table.add_column("value", justify="right")

@@ -153,7 +153,7 @@ def use(settings: Settings) -> None:
 
 
 SECRET_PARAMETERS = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.I)
-URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:)\]]", re.I)
 
 
 def mask_url(url: str | None) -> str:

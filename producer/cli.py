@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -93,12 +93,6 @@ def _report_submit(result: SubmitResult, as_json: bool) -> None:
     )
 
 
-def _wait(
-    client: Client, result: SubmitResult, alive: Callable[[], bool] | None = None
-) -> dict[str, Any]:
-    return client.wait(result.batch_id, alive=alive)  # with a bar on a terminal
-
-
 @app.command()
 def submit(
     paths: Annotated[
@@ -109,6 +103,10 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the batch to finish, with progress.")
     ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="With --wait: give up after this many seconds, saying what is stuck."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Store a batch of articles and queue them for the workers."""
@@ -120,7 +118,7 @@ def submit(
     _report_submit(result, as_json)
     failed = 0
     if wait:
-        failed = _wait(client, result)["failed"]
+        failed = client.wait(result.batch_id, timeout=timeout)["failed"]
     raise typer.Exit(1 if result.rejected or failed else 0)
 
 
@@ -150,7 +148,7 @@ def run(
         if not as_json:
             _report_submit(result, False)
         try:
-            progress = _wait(client, result, alive=local.alive)
+            progress = client.wait(result.batch_id, alive=local.alive)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; see {local.log}") from None
     seconds = time.monotonic() - started

@@ -83,8 +83,26 @@ class Client:
             if alive is not None and not alive():
                 raise RuntimeError("the workers stopped before the batch finished")
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"batch {batch_id} not finished after {timeout} s: {progress}")
+                raise TimeoutError(self._unfinished(batch_id, progress, timeout or 0))
             time.sleep(poll)
+
+    def _unfinished(self, batch_id: int, progress: dict[str, Any], waited: float) -> str:
+        """What a wait that timed out says: where the batch stands and what is stuck."""
+        with read_scope(self.settings.database_url) as session:
+            stuck = monitor.stalled(session, batch_id, older_than=min(waited, 60))
+        counts = ", ".join(f"{progress[s]} {s}" for s in ("queued", "processing", "done", "failed"))
+        lines = [f"batch {batch_id} not finished after {waited:.0f} s ({counts})"]
+        if stuck:
+            lines.append(
+                "no progress on: "
+                + ", ".join(
+                    f"article {s['article_id']} {s['stage']} {s['status']} since {s['since']}"
+                    for s in stuck
+                )
+                + "; are workers running (`newsflow status`)? Workers send lost work again "
+                f"after NEWSFLOW_VISIBILITY_TIMEOUT ({self.settings.visibility_timeout} s)"
+            )
+        return "; ".join(lines)
 
     def results(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Output records, streamed a page at a time; filters as in results.Filters

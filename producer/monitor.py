@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from newsflow.config import Settings, mask_url
 from newsflow.contract import ARTICLE_STATUSES, DONE, FAILED, QUEUED, RUNNING, STAGES
 from newsflow.db import read_scope
+from newsflow.delivery import batch_members
 from newsflow.errors import ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, Stage
 from producer import broker
@@ -99,8 +100,7 @@ def finished_since(session: Session, since: datetime, batch_id: int | None = Non
         .having(func.count() >= len(STAGES))
     )
     if batch_id is not None:
-        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
-        last = last.where(col(Stage.article_id).in_(members))
+        last = last.where(col(Stage.article_id).in_(batch_members(batch_id)))
     sub = last.subquery()
     query = select_columns(func.count()).select_from(sub).where(sub.c.at >= since)
     return int(session.execute(query).scalar_one())
@@ -125,6 +125,32 @@ def add_rates(session: Session, batches: list[dict[str, Any]]) -> None:
         batch["eta_seconds"] = round(60 * left / rate) if left and rate else None
 
 
+def stalled(
+    session: Session, batch_id: int, *, older_than: float, limit: int = 10
+) -> list[dict[str, Any]]:
+    """Unfinished stage rows of a batch with no sign of life for `older_than` seconds."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    query = (
+        select(col(Stage.article_id), col(Stage.stage), col(Stage.status), col(Stage.updated_at))
+        .where(
+            col(Stage.article_id).in_(batch_members(batch_id)),
+            col(Stage.status).in_((QUEUED, RUNNING)),
+            col(Stage.updated_at) < cutoff,
+        )
+        .order_by(col(Stage.updated_at))
+        .limit(limit)
+    )
+    return [
+        {
+            "article_id": r.article_id,
+            "stage": r.stage,
+            "status": r.status,
+            "since": r.updated_at.isoformat(timespec="seconds"),
+        }
+        for r in session.execute(query)
+    ]
+
+
 def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[dict[str, Any]]:
@@ -132,8 +158,7 @@ def recent_failures(
         col(Stage.article_id), col(Stage.stage), col(Stage.error), col(Stage.updated_at)
     ).where(col(Stage.status) == FAILED)
     if batch_id is not None:
-        members = select(col(BatchArticle.article_id)).where(col(BatchArticle.batch_id) == batch_id)
-        query = query.where(col(Stage.article_id).in_(members))
+        query = query.where(col(Stage.article_id).in_(batch_members(batch_id)))
     query = query.order_by(col(Stage.updated_at).desc()).limit(limit)
     return [
         {

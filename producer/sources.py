@@ -90,13 +90,17 @@ def _surrogate_field(item: InputRecord) -> str | None:
 
 
 def _validation_reason(error: ValidationError) -> str:
-    parts = []
+    parts: list[str] = []
     for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "record"
-        if item["type"].startswith("string_type") or item["type"].endswith("_type"):
-            parts.append(f"field {field!r} must be a string, got {type(item['input']).__name__}")
+        loc = item["loc"]
+        field = str(loc[0]) if loc else "record"
+        expected = "a string or an integer" if field == "id" else "a string"
+        if item["type"].endswith("_type"):
+            part = f"field {field!r} must be {expected}, got {type(item['input']).__name__}"
         else:
-            parts.append(f"field {field!r}: {item['msg']}")
+            part = f"field {field!r}: {item['msg']}"
+        if part not in parts:  # an id fails both kinds of a union with one reason
+            parts.append(part)
     return "; ".join(parts)
 
 

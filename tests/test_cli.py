@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -167,6 +168,10 @@ def test_unreachable_services_get_a_clear_masked_error(tmp_path: Path) -> None:
     assert "127.0.0.1:9" in no_db.stderr and "NEWSFLOW_" in no_db.stderr
 
     db = f"sqlite:///{tmp_path / 'x.db'}"
+    missing = newsflow("--db", db, "results", "list", env={}, cwd=tmp_path)
+    assert missing.returncode == 2 and "no database at" in missing.stderr
+    assert not (tmp_path / "x.db").exists()  # a read never creates one
+    sqlite3.connect(tmp_path / "x.db").close()  # an empty file: a database with no tables
     unmigrated = newsflow("--db", db, "results", "list", env={}, cwd=tmp_path)
     assert unmigrated.returncode == 2 and "run `newsflow db upgrade`" in unmigrated.stderr
     assert newsflow("--db", db, "db", "upgrade", env={}, cwd=tmp_path).returncode == 0

@@ -22,6 +22,7 @@ from kombu import Connection, Exchange, Queue
 from sqlalchemy import func, select
 
 from bench.corpus import corpus as generated
+from bench.proxy import TcpProxy
 from newsflow import db
 from newsflow.config import Settings
 from newsflow.db import session_scope
@@ -32,7 +33,6 @@ from producer.embedded import EmbeddedRedis
 from producer.sources import from_mapping
 from producer.submit import store_batch
 from tests.conftest import Stack, fresh_database, make_stack, postgres_admin_url, wait_for
-from tests.proxy import TcpProxy
 from worker import stages
 
 pytestmark = pytest.mark.integration

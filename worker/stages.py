@@ -110,6 +110,8 @@ def _begin(
         log.warning("%s chunk %s died before; splitting it", stage, list(article_ids))
     if start.skipped:
         log.info("%s: %s skipped (done, or running elsewhere)", stage, start.skipped)
+    if start.unknown:
+        log.error("%s message names articles this database does not have: %s", stage, start.unknown)
     return start.ids, start.resend
 
 

@@ -72,6 +72,7 @@ class Start:
     ids: list[int]
     resend: list[list[int]] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)  # not articles of this database
 
 
 def same_message(claim: str | None, ours: str) -> tuple[bool, bool]:
@@ -135,7 +136,7 @@ def start(
         .order_by(col(Stage.article_id))
         .with_for_update()
     ).all()
-    result = Start(ids=[])
+    result = Start(ids=[], unknown=sorted(set(ids) - {row.article_id for row in rows}))
     attempts: dict[int, int] = {}
     for row in rows:
         same, retry = same_message(row.claim, claim)
