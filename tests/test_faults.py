@@ -223,7 +223,10 @@ def test_database_outage_mid_batch_and_submit_while_down(
 def test_pathological_articles_fail_alone(sqlite_stack: Stack) -> None:
     stack = sqlite_stack
     stack.start_worker(
-        concurrency=1, NEWSFLOW_TASK_SOFT_TIME_LIMIT="4", NEWSFLOW_TASK_TIME_LIMIT="12"
+        concurrency=1,
+        NEWSFLOW_TASK_SOFT_TIME_LIMIT="4",
+        NEWSFLOW_TASK_TIME_LIMIT="12",
+        NEWSFLOW_MAX_EXTRACT_CHARS="1000000",  # so the endless article meets the time limit
     )
     words = ["Alpha", "river", "Bravo", "market", "council", "Delta", "city", "Echo", "minister"]
     endless = " ".join(words[i * 7 % len(words)] for i in range(80_000))  # no punctuation
@@ -238,9 +241,11 @@ def test_pathological_articles_fail_alone(sqlite_stack: Stack) -> None:
     endless_stage = results["endless"]["stages"]["extract"]
     assert results["endless"]["status"] == "failed"
     assert "time limit" in endless_stage["error"] or "gave up after" in endless_stage["error"]
-    assert results["nested"]["status"] in ("done", "failed")
+    nested_clean = results["nested"]["stages"]["clean"]  # lxml stops at its depth limit
+    assert (results["nested"]["status"], nested_clean["status"]) == ("failed", "failed")
+    assert "no article text found in the HTML" in nested_clean["error"]
     huge_stages = results["huge"]["stages"]
-    assert "over the 100,000 the extract stage takes" in huge_stages["extract"]["error"]
+    assert "over the 1,000,000 the extract stage takes" in huge_stages["extract"]["error"]
     assert huge_stages["summarize"]["status"] == "done"
     assert progress["done"] + progress["failed"] == 9
     assert stack.worker is not None and stack.worker.poll() is None

@@ -1,0 +1,154 @@
+"""Peak memory against hostile input: the producer reading huge input, a worker on one huge
+article. Every case runs in a process of its own; its peak RSS comes from wait4.
+
+    python -m bench.memory [--mb 100]
+
+Producer (`newsflow submit`, SQLite, embedded Redis): a JSONL file of MB megabytes on
+stdin and the same from a file (each record stored: memory must not follow the input),
+one line of MB megabytes with no newline, and 1 GB of zero bytes on stdin.
+Worker: the extract pipeline on one article at the NEWSFLOW_MAX_EXTRACT_CHARS cap and on
+a normal one, and the clean stage on 1.1 MB of HTML with 100,000 tiny paragraphs (refused
+by NEWSFLOW_MAX_HTML_ELEMENTS before trafilatura parses it). Prints a table, then JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.corpus import corpus
+from newsflow.config import Settings
+from producer.embedded import EmbeddedRedis
+
+
+def peak_of_command(command: list[str], env: dict[str, str], stdin: Any) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of a command run to its end."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, env=env, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, _, usage = os.wait4(process.pid, 0)
+    process.returncode = 0
+    return usage.ru_maxrss / 1024, time.monotonic() - started
+
+
+def peak_of_call(work: Callable[[], Any]) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of `work` run in a forked process."""
+    started = time.monotonic()
+    child = multiprocessing.get_context("fork").Process(target=work)
+    child.start()
+    assert child.pid is not None
+    _, _, usage = os.wait4(child.pid, 0)
+    return usage.ru_maxrss / 1024, time.monotonic() - started
+
+
+def write_jsonl(path: Path, megabytes: int) -> int:
+    stories = corpus(200)
+    written = count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        while written < megabytes * 2**20:
+            record = dict(stories[count % len(stories)], id=f"m{count}")
+            record["text"] += f" (copy {count})"  # a distinct article every line
+            line = json.dumps(record) + "\n"
+            handle.write(line)
+            written += len(line)
+            count += 1
+    return count
+
+
+def producer_cases(megabytes: int, home: Path) -> dict[str, tuple[float, float]]:
+    data = home / "big.jsonl"
+    records = write_jsonl(data, megabytes)
+    oneline = home / "oneline.jsonl"
+    with oneline.open("wb") as handle:
+        block = b"x" * 2**20
+        handle.write(b'{"text": "')
+        for _ in range(megabytes):
+            handle.write(block)
+    cases: dict[str, tuple[float, float]] = {}
+    with EmbeddedRedis(home / "redis.sock") as broker:
+        for name, args, source in (
+            (f"submit - < {megabytes} MB JSONL ({records:,} records)", ["-"], data),
+            (f"submit FILE, {megabytes} MB JSONL", [str(data)], None),
+            (f"submit - < one {megabytes} MB line", ["-"], oneline),
+            ("submit - < 1 GB of zero bytes", ["-"], "zeros"),
+        ):
+            url = f"sqlite:///{home / (str(len(cases)) + '.db')}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+            env |= {"NEWSFLOW_DATABASE_URL": url, "NEWSFLOW_BROKER_URL": broker.url}
+            command = [sys.executable, "-m", "producer.cli", "submit", *args, "--json"]
+            if source == "zeros":
+                zeros = subprocess.Popen(["head", "-c", str(2**30), "/dev/zero"],
+                                         stdout=subprocess.PIPE)  # fmt: skip
+                cases[name] = peak_of_command(command, env, zeros.stdout)
+                zeros.kill()
+                zeros.wait()
+            elif source is None:
+                cases[name] = peak_of_command(command, env, subprocess.DEVNULL)
+            else:
+                with Path(source).open("rb") as stdin:
+                    cases[name] = peak_of_command(command, env, stdin)
+    return cases
+
+
+def worker_cases() -> dict[str, tuple[float, float]]:
+    from worker.clean import clean_article
+    from worker.nlp import get_nlp
+
+    settings = Settings()
+    nlp = get_nlp()  # loaded before forking, as in a worker's pool process
+    story = " ".join(r["text"] for r in corpus(400))
+    at_cap = story[: settings.max_extract_chars]
+    normal = corpus(1)[0]["text"]
+    html = "<html><body>" + "<p>a</p>" * 100_000 + "</body></html>"
+
+    def extract(text: str) -> Callable[[], None]:
+        def work() -> None:
+            for _ in nlp.pipe([text]):
+                pass
+
+        return work
+
+    def clean() -> None:
+        try:
+            clean_article(html, kind="html", max_elements=settings.max_html_elements)
+        except Exception:
+            return
+
+    return {
+        "worker process, model loaded, no article": peak_of_call(lambda: None),
+        f"extract, one normal article ({len(normal):,} chars)": peak_of_call(extract(normal)),
+        f"extract, one article at the cap ({len(at_cap):,} chars)": peak_of_call(extract(at_cap)),
+        f"clean, {len(html) / 2**20:.1f} MB HTML of 100,000 <p> (refused)": peak_of_call(clean),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=int, default=100, help="size of the large inputs")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="nf-memory-"))
+    cases = {**producer_cases(args.mb, home), **worker_cases()}
+    table = Table(title="peak RSS per process")
+    for column in ("case", "peak RSS MB", "seconds"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for name, (peak, seconds) in cases.items():
+        table.add_row(name, f"{peak:.0f}", f"{seconds:.1f}")
+    Console().print(table)
+    print(json.dumps({name: round(peak, 1) for name, (peak, _) in cases.items()}))
+
+
+if __name__ == "__main__":
+    main()
