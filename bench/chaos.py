@@ -25,14 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from rich.console import Console
 from sqlalchemy import func, select
 from sqlmodel import col
 
 from bench.corpus import corpus
-from bench.proxy import TcpProxy
+from bench.proxy import proxied
 from bench.soak import duplicates
 from bench.throughput import scratch_postgres
 from newsflow import db
@@ -102,7 +101,8 @@ class Workers:
                 process.wait()
 
 
-def _racing_submits(path: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+def racing_submits(path: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    """`newsflow submit PATH --json` twice at once; their reports."""
     command = [sys.executable, "-m", "producer.cli", "submit", str(path), "--json"]
     racers = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -121,10 +121,7 @@ def run(articles: int, admin_url: str) -> dict[str, Any]:
     console = Console(stderr=True)
     home = Path(tempfile.mkdtemp(prefix="nf-chaos-"))
     with scratch_postgres(admin_url) as direct:
-        parts = urlsplit(direct.replace("postgresql+psycopg://", "postgresql://"))
-        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-        proxy.start()
-        url = direct.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
+        proxy, url = proxied(direct)
         db.upgrade(url)
         broker = EmbeddedRedis(home / "redis.sock").start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
@@ -139,7 +136,7 @@ def run(articles: int, admin_url: str) -> dict[str, Any]:
             workers.start()
             time.sleep(5)  # models loaded
             started = time.monotonic()
-            reports = _racing_submits(path, env)
+            reports = racing_submits(path, env)
             events.append(f"two racing submits: {[r['queued'] for r in reports]} queued")
             batch_ids = [r["batch_id"] for r in reports]
             next_kill, restarted, outage = started + KILL_EVERY, False, False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -71,3 +72,12 @@ class TcpProxy:
                     self._open.discard(conn)
                     with contextlib.suppress(OSError):
                         conn.shutdown(socket.SHUT_RDWR)
+
+
+def proxied(url: str) -> tuple[TcpProxy, str]:
+    """A started proxy in front of the database server of `url`, and `url` through it."""
+    parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://"))
+    port = parts.port or 5432
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", port)
+    proxy.start()
+    return proxy, url.replace(f"{parts.hostname}:{port}", f"127.0.0.1:{proxy.port}", 1)

@@ -15,14 +15,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import func, select
 
 from bench.corpus import corpus as generated
-from bench.proxy import TcpProxy
+from bench.proxy import proxied
 from newsflow import db
 from newsflow.config import Settings
 from newsflow.db import session_scope
@@ -32,7 +31,7 @@ from newsflow.models import Batch, Entity, Keyphrase, Mention, Stage, SummarySen
 from producer.embedded import EmbeddedRedis
 from producer.sources import from_mapping
 from producer.submit import store_batch
-from tests.conftest import Stack, fresh_database, make_stack, postgres_admin_url, wait_for
+from tests.conftest import Stack, fresh_database, make_stack, wait_for
 from worker import stages
 
 pytestmark = pytest.mark.integration
@@ -102,9 +101,12 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedRedis]:
         yield server
 
 
-@pytest.fixture
-def sqlite_stack(tmp_path: Path, broker: EmbeddedRedis) -> Iterator[Stack]:
-    for url in fresh_database("sqlite", tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def fault_stack(
+    request: pytest.FixtureRequest, tmp_path: Path, broker: EmbeddedRedis
+) -> Iterator[Stack]:
+    """Each fault on both databases: PostgreSQL's races are not SQLite's."""
+    for url in fresh_database(request.param, tmp_path):
         stack = make_stack(url, broker.url, tmp_path)
         try:
             yield stack
@@ -121,8 +123,8 @@ def done_count(stack: Stack, batch_id: int) -> int:
     return int(stack.client.progress(batch_id)["done"])
 
 
-def test_sigkill_of_pool_processes_mid_batch(sqlite_stack: Stack, reference: Any) -> None:
-    stack = sqlite_stack
+def test_sigkill_of_pool_processes_mid_batch(fault_stack: Stack, reference: Any) -> None:
+    stack = fault_stack
     worker = stack.start_worker(concurrency=2)
     batch = stack.client.submit(corpus())
     wait_for(lambda: done_count(stack, batch.id) >= 40, timeout=180)
@@ -138,9 +140,9 @@ def test_sigkill_of_pool_processes_mid_batch(sqlite_stack: Stack, reference: Any
 
 
 def test_sigkill_of_a_whole_worker_other_worker_finishes(
-    sqlite_stack: Stack, reference: Any
+    fault_stack: Stack, reference: Any
 ) -> None:
-    stack = sqlite_stack
+    stack = fault_stack
     quick = {"NEWSFLOW_VISIBILITY_TIMEOUT": "20", "NEWSFLOW_TASK_SOFT_TIME_LIMIT": "10",
              "NEWSFLOW_TASK_TIME_LIMIT": "15"}  # fmt: skip
     doomed = stack.start_worker(concurrency=1, **quick)
@@ -158,8 +160,8 @@ def test_sigkill_of_a_whole_worker_other_worker_finishes(
     assert_same_as_reference(stack, batch.id, reference)
 
 
-def test_warm_shutdown_loses_nothing(sqlite_stack: Stack, reference: Any) -> None:
-    stack = sqlite_stack
+def test_warm_shutdown_loses_nothing(fault_stack: Stack, reference: Any) -> None:
+    stack = fault_stack
     worker = stack.start_worker(concurrency=2)
     batch = stack.client.submit(corpus())
     wait_for(lambda: done_count(stack, batch.id) >= 40, timeout=180)
@@ -172,9 +174,9 @@ def test_warm_shutdown_loses_nothing(sqlite_stack: Stack, reference: Any) -> Non
 
 
 def test_broker_restarted_empty_then_requeue(
-    sqlite_stack: Stack, broker: EmbeddedRedis, reference: Any
+    fault_stack: Stack, broker: EmbeddedRedis, reference: Any
 ) -> None:
-    stack = sqlite_stack
+    stack = fault_stack
     stack.start_worker(concurrency=2)
     batch = stack.client.submit(corpus())
     wait_for(lambda: done_count(stack, batch.id) >= 40, timeout=180)
@@ -191,13 +193,8 @@ def test_broker_restarted_empty_then_requeue(
 def test_database_outage_mid_batch_and_submit_while_down(
     tmp_path: Path, broker: EmbeddedRedis, reference: Any
 ) -> None:
-    admin = urlsplit(postgres_admin_url().replace("postgresql+psycopg://", "postgresql://"))
     for direct_url in fresh_database("postgres", tmp_path):
-        proxy = TcpProxy(admin.hostname or "127.0.0.1", admin.port or 5432)
-        proxy.start()
-        url = direct_url.replace(
-            f"{admin.hostname}:{admin.port or 5432}", f"127.0.0.1:{proxy.port}"
-        )
+        proxy, url = proxied(direct_url)
         stack = make_stack(url, broker.url, tmp_path)
         try:
             stack.start_worker(concurrency=2)
@@ -220,8 +217,8 @@ def test_database_outage_mid_batch_and_submit_while_down(
             db.get_engine(url).dispose()
 
 
-def test_pathological_articles_fail_alone(sqlite_stack: Stack) -> None:
-    stack = sqlite_stack
+def test_pathological_articles_fail_alone(fault_stack: Stack) -> None:
+    stack = fault_stack
     stack.start_worker(
         concurrency=1,
         NEWSFLOW_TASK_SOFT_TIME_LIMIT="4",
@@ -251,8 +248,8 @@ def test_pathological_articles_fail_alone(sqlite_stack: Stack) -> None:
     assert stack.worker is not None and stack.worker.poll() is None
 
 
-def test_pickled_message_is_refused_and_worker_keeps_serving(sqlite_stack: Stack) -> None:
-    stack = sqlite_stack
+def test_pickled_message_is_refused_and_worker_keeps_serving(fault_stack: Stack) -> None:
+    stack = fault_stack
     stack.start_worker(concurrency=1)
     marker = Path(stack.log or ".").parent / "pwned"
     payload = _Evil(str(marker))

@@ -9,22 +9,22 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select, text, update
 
+from bench.chaos import racing_submits
 from bench.corpus import corpus
-from bench.proxy import TcpProxy
+from bench.proxy import proxied
 from newsflow import db
+from newsflow.config import Settings
 from newsflow.contract import EXTRACT
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_RUNNING, SKIP_SENT
@@ -38,7 +38,6 @@ from tests.conftest import (
     fresh_database,
     fresh_redis_url,
     make_stack,
-    postgres_admin_url,
     wait_for,
 )
 
@@ -159,16 +158,7 @@ def test_racing_submits_of_one_file_enqueue_each_article_once(stack: Stack, tmp_
         "NEWSFLOW_DATABASE_URL": stack.settings.database_url,
         "NEWSFLOW_BROKER_URL": stack.settings.broker(),
     }
-    command = [sys.executable, "-m", "producer.cli", "submit", str(path), "--json"]
-    racers = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    reports = []
-    for racer in racers:
-        out, err = racer.communicate(timeout=300)
-        assert racer.returncode == 0, err.decode()
-        reports.append(json.loads(out))
+    reports = racing_submits(path, env)
     assert [r["submitted"] for r in reports] == [3000, 3000]
     fresh = [r["submitted"] - r["duplicates"] for r in reports]
     assert sum(fresh) == 3000, reports  # every article is new to exactly one of them
@@ -263,6 +253,41 @@ def test_a_message_of_unknown_ids_is_logged_not_dropped_silently(stack: Stack) -
     )
 
 
+def test_a_retry_is_not_a_death_but_a_redelivery_is(database_url: str) -> None:
+    from newsflow.models import utcnow
+    from producer.sources import from_mapping
+    from producer.submit import store_batch
+    from worker import store
+
+    records = [from_mapping(r, source="t", line=i, limit=10**6) for i, r in enumerate(corpus(3))]
+    _, ids = store_batch(Settings(database_url=database_url), records, name=None)
+
+    def start(claim: str) -> store.Start:
+        with session_scope(database_url) as session:
+            return store.start(
+                session,
+                stage="clean",
+                article_ids=ids,
+                claim=claim,
+                stale_before=utcnow() - timedelta(hours=1),
+                max_attempts=5,
+            )
+
+    def attempts() -> set[int]:
+        with session_scope(database_url) as session:
+            rows = session.execute(select(Stage.attempts).where(Stage.stage == "clean"))
+            return set(rows.scalars())
+
+    assert start("task-1#0").ids == ids
+    again = start("task-1#1")  # its save failed on a locked or absent database: a retry
+    assert (again.ids, again.resend, attempts()) == (ids, [], {0})
+    other = start("task-2#0")  # another message while task-1 runs: left to it
+    assert (other.ids, other.skipped) == ([], ids)
+    redelivered = start("task-1#1")  # the same message again: its delivery died
+    assert redelivered.ids == [] and redelivered.resend == [[i] for i in ids]
+    assert attempts() == {1}
+
+
 def test_wait_times_out_saying_what_is_stuck(stack: Stack) -> None:
     batch = stack.client.submit(corpus(3))  # no worker runs
     with pytest.raises(TimeoutError) as caught:
@@ -323,13 +348,8 @@ def test_broker_lost_mid_submit_names_the_batch_and_a_resubmit_resumes(
 def test_database_outage_longer_than_the_retry_budget_heals_itself(
     tmp_path: Path, own_broker: EmbeddedRedis
 ) -> None:
-    admin = urlsplit(postgres_admin_url().replace("postgresql+psycopg://", "postgresql://"))
     for direct_url in fresh_database("postgres", tmp_path):
-        proxy = TcpProxy(admin.hostname or "127.0.0.1", admin.port or 5432)
-        proxy.start()
-        url = direct_url.replace(
-            f"{admin.hostname}:{admin.port or 5432}", f"127.0.0.1:{proxy.port}"
-        )
+        proxy, url = proxied(direct_url)
         stack = make_stack(url, own_broker.url, tmp_path)
         try:
             stack.start_worker(concurrency=2, **QUICK)
