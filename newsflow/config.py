@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         return path
 
     @property
+    def lost_after(self) -> float:
+        """Seconds without a sign of life, and no message in the broker, after which a stage
+        row's work counts as lost: the time a send or a delivery may take to show."""
+        return float(min(60, self.visibility_timeout))
+
+    @property
     def embedded(self) -> bool:
         """True when no broker is configured and the embedded Redis is the broker."""
         return not self.broker_url

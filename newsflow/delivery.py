@@ -3,16 +3,16 @@ heal the queue.
 
 Every stage row is written as 'queued' before a message for it exists. Sending is a claim:
 an UPDATE that stamps `sent_at` on rows that have none, so however many submits, workers or
-recovery loops race, each row is sent by exactly one of them. A row whose message may have
-been lost (queued, sent longer ago than the visibility timeout; or processing, untouched
-that long) is reopened (its stamp cleared) and claimed again. Neither producer nor worker
+recovery loops race, each row is sent by exactly one of them. A row whose message is lost
+(no message in the broker names it, and it has shown no sign of life for a while) is
+reopened (its stamp cleared) and claimed again. Neither producer nor worker
 code is imported here: the caller passes the function that sends.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,9 +110,11 @@ class Reopened:
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> reason -> n
 
 
-SKIP_SENT = "a message was sent within the visibility timeout and may still be waiting"
-SKIP_RUNNING = "a worker is running it"
+SKIP_LIVE = "a message for it is in the broker (waiting, or held by a worker)"
+SKIP_SENT = "sent moments ago"
+SKIP_RUNNING = "a worker started it moments ago"
 SKIP_FAILED = "failed (add --failed to retry)"
+UPDATE_PAGE = 1000
 
 
 def ensure_rows(session: Session, members: Any) -> None:
@@ -135,50 +137,63 @@ def reopen(
     session: Session,
     *,
     cutoff: datetime,
+    live: Mapping[str, set[int]] | None = None,
     members: Any = None,
     stage: str | None = None,
     failed: bool = False,
     force: bool = False,
     unsent_now: bool = True,
 ) -> Reopened:
-    """Clear the stamp of every row whose message may be lost, so a claim sends it again.
+    """Clear the stamp of every row whose message is lost, so a claim sends it again.
 
-    Lost means: queued and never sent (with `unsent_now`; else only once queued before
-    `cutoff`, since a submit may be about to send it), or sent before `cutoff`; processing
-    and untouched since `cutoff`; failed, with `failed`. `force` takes every row not done.
+    Lost means no message in the broker names it (`live`, per stage, as read from the
+    broker; None when unknown) and no sign of life since `cutoff`: queued and never sent
+    (at once with `unsent_now`, since a submit may be about to send it otherwise), or sent
+    before `cutoff`; processing and untouched since `cutoff`. Failed rows count with
+    `failed`. `force` takes every row that is not done, live or not.
     """
-    stages = [stage] if stage else list(STAGES)
     never_sent: ColumnElement[bool] = col(Stage.sent_at).is_(None)
     if not unsent_now:
         never_sent = and_(never_sent, col(Stage.updated_at) < cutoff)
-    lost: ColumnElement[bool] = or_(
+    quiet: ColumnElement[bool] = or_(
         and_(col(Stage.status) == QUEUED, or_(never_sent, col(Stage.sent_at) < cutoff)),
         and_(col(Stage.status) == RUNNING, col(Stage.updated_at) < cutoff),
     )
     if force:
-        lost = col(Stage.status).in_((QUEUED, RUNNING))
+        quiet = col(Stage.status).in_((QUEUED, RUNNING))
     if failed:
-        lost = or_(lost, col(Stage.status) == FAILED)
-    scope: ColumnElement[bool] = col(Stage.stage).in_(stages)
+        quiet = or_(quiet, col(Stage.status) == FAILED)
+    scope: ColumnElement[bool] = col(Stage.stage).in_([stage] if stage else STAGES)
     if members is not None:
         scope = and_(scope, col(Stage.article_id).in_(members))
     result = Reopened()
-    for row in session.execute(
-        select_columns(
-            col(Stage.stage), col(Stage.status), col(Stage.sent_at), col(Stage.updated_at)
-        ).where(scope, col(Stage.status) != DONE, ~lost)
-    ):
-        reason = {RUNNING: SKIP_RUNNING, FAILED: SKIP_FAILED}.get(row.status, SKIP_SENT)
-        counts = result.skipped.setdefault(row.stage, {})
+
+    def skip(name: str, reason: str) -> None:
+        counts = result.skipped.setdefault(name, {})
         counts[reason] = counts.get(reason, 0) + 1
-    reopened = session.execute(
-        update(Stage)
-        .where(scope, lost)
-        .values(status=QUEUED, sent_at=None, claim=None, updated_at=utcnow())
-        .returning(col(Stage.stage), col(Stage.article_id))
+
+    lost: dict[str, list[int]] = {}
+    rows = session.execute(
+        select_columns(col(Stage.stage), col(Stage.article_id), col(Stage.status), quiet)
+        .where(scope, col(Stage.status) != DONE)
+        .order_by(col(Stage.stage), col(Stage.article_id))
     )
-    for name, article_id in reopened:
-        result.ids.setdefault(name, []).append(article_id)
+    for name, article_id, status, is_quiet in rows:
+        if not is_quiet:
+            skip(name, {RUNNING: SKIP_RUNNING, FAILED: SKIP_FAILED}.get(status, SKIP_SENT))
+        elif not force and status != FAILED and live is not None and article_id in live[name]:
+            skip(name, SKIP_LIVE)
+        else:
+            lost.setdefault(name, []).append(article_id)
+    for name, ids in lost.items():
+        for page in chunked(ids, UPDATE_PAGE):  # `quiet` again: a worker may just have begun
+            reopened = session.execute(
+                update(Stage)
+                .where(col(Stage.stage) == name, col(Stage.article_id).in_(page), quiet)
+                .values(status=QUEUED, sent_at=None, claim=None, updated_at=utcnow())
+                .returning(col(Stage.article_id))
+            )
+            result.ids.setdefault(name, []).extend(reopened.scalars())
     return result
 
 
@@ -198,8 +213,9 @@ def resend(
     failed: bool = False,
     force: bool = False,
     unsent_now: bool = True,
+    live: Mapping[str, set[int]] | None = None,
 ) -> Reopened:
-    """Reopen what may be lost (see `reopen`) and send it."""
+    """Reopen what is lost (see `reopen`) and send it."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     members = batch_members(batch_id) if batch_id is not None else None
     with session_scope(url) as session:
@@ -208,6 +224,7 @@ def resend(
         found = reopen(
             session,
             cutoff=cutoff,
+            live=live,
             members=members,
             stage=stage,
             failed=failed,

@@ -11,11 +11,11 @@ from typing import Any
 import redis
 from celery import Celery
 
+from newsflow import queues
 from newsflow.config import Settings, mask_secrets, mask_url
-from newsflow.contract import QUEUES, TASK_FOR_STAGE, celery_config
+from newsflow.contract import TASK_FOR_STAGE, celery_config
 from newsflow.errors import ServiceUnavailable
-
-PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")  # kombu's priority lists
+from newsflow.queues import redis_client
 
 
 @cache
@@ -29,14 +29,6 @@ def sender(settings: Settings) -> Celery:
     """A Celery app that only sends: it never imports the worker code or spaCy."""
     config = celery_config(settings)
     return _app(settings.broker(), json.dumps(config, sort_keys=True))
-
-
-def redis_client(broker_url: str) -> redis.Redis:
-    """A redis-py client for a kombu broker URL (kombu's socket form included)."""
-    url = broker_url
-    if url.startswith("redis+socket://"):
-        url = "unix://" + url.removeprefix("redis+socket://").replace("virtual_host=", "db=")
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 def unreachable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
@@ -75,30 +67,18 @@ def sender_of(settings: Settings) -> Callable[[str, list[int]], None]:
 
 def queue_depths(settings: Settings) -> dict[str, dict[str, int]]:
     """Messages waiting (ready) and delivered but not yet acknowledged (unacked) per queue."""
-    client = redis_client(settings.broker())
     try:
-        depths = {
-            queue: {
-                "ready": sum(int(client.llen(queue + s)) for s in PRIORITY_SUFFIXES),
-                "unacked": 0,
-            }
-            for queue in QUEUES
-        }
-        for raw in client.hvals("unacked"):
-            routing_key = _routing_key(raw)
-            if routing_key in depths:
-                depths[routing_key]["unacked"] += 1
+        return queues.depths(redis_client(settings.broker()))
     except (redis.RedisError, OSError) as exc:
         raise unreachable(settings, exc) from exc
-    return depths
 
 
-def _routing_key(raw: bytes | str) -> str | None:
+def live_ids(settings: Settings) -> dict[str, set[int]]:
+    """Per queue, the article ids a message in the broker still names."""
     try:
-        value: Any = json.loads(raw)
-        return str(value[2])
-    except (ValueError, IndexError, TypeError):
-        return None
+        return queues.live_ids(redis_client(settings.broker()))
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(settings, exc) from exc
 
 
 def workers(settings: Settings, timeout: float = 1.0) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from newsflow.config import Settings, mask_url
 from newsflow.db import error_reason, insert, session_scope
 from newsflow.errors import NewsflowError, ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, table_of, utcnow
-from producer.broker import check_broker, sender_of
+from producer.broker import check_broker, live_ids, sender_of
 from producer.sources import Record, Rejected
 
 log = logging.getLogger(__name__)
@@ -227,15 +227,17 @@ def requeue(
     failed: bool = False,
     force: bool = False,
 ) -> delivery.Reopened:
-    """Send again, from the DB, what has no live message: queued but never sent or sent
-    longer ago than the visibility timeout, processing with no sign of life for as long,
-    failed with `failed`; `force` sends everything not done, live or not."""
+    """Send again, from the DB, what has no live message: unfinished stage rows that no
+    message in the broker names and that showed no sign of life for `lost_after` seconds
+    (never-sent rows at once), failed ones with `failed`; `force` sends everything not
+    done, live or not."""
     check_broker(settings)
     return delivery.resend(
         settings.database_url,
         sender_of(settings),
+        live=None if force else live_ids(settings),
         chunk_size=settings.chunk_size,
-        older_than=settings.visibility_timeout,
+        older_than=settings.lost_after,
         batch_id=batch_id,
         stage=stage,
         failed=failed,

@@ -27,8 +27,8 @@ from newsflow import db
 from newsflow.config import Settings
 from newsflow.contract import EXTRACT
 from newsflow.db import session_scope
-from newsflow.delivery import SKIP_RUNNING, SKIP_SENT
-from newsflow.models import Entity, Keyphrase, Mention, Stage, SummarySentence
+from newsflow.delivery import SKIP_LIVE, SKIP_RUNNING, SKIP_SENT
+from newsflow.models import Entity, Keyphrase, Mention, Stage, SummarySentence, utcnow
 from producer.broker import queue_depths, redis_client, sender
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
@@ -176,7 +176,7 @@ def test_requeue_while_processing_sends_only_what_has_no_live_message(stack: Sta
     found = client.requeue(batch_id=batch.id)
     assert sum(found.sent.values()) == 0, found
     reasons = {reason for per_stage in found.skipped.values() for reason in per_stage}
-    assert reasons <= {SKIP_SENT, SKIP_RUNNING} and reasons
+    assert reasons <= {SKIP_SENT, SKIP_RUNNING, SKIP_LIVE} and reasons
     stack.wait(batch.id, timeout=300)
     for stage in ("clean", "extract", "summarize"):
         assert set(runs(url, stage).values()) == {1}, f"{stage} ran an article twice"
@@ -254,7 +254,6 @@ def test_a_message_of_unknown_ids_is_logged_not_dropped_silently(stack: Stack) -
 
 
 def test_a_retry_is_not_a_death_but_a_redelivery_is(database_url: str) -> None:
-    from newsflow.models import utcnow
     from producer.sources import from_mapping
     from producer.submit import store_batch
     from worker import store
@@ -286,6 +285,29 @@ def test_a_retry_is_not_a_death_but_a_redelivery_is(database_url: str) -> None:
     redelivered = start("task-1#1")  # the same message again: its delivery died
     assert redelivered.ids == [] and redelivered.resend == [[i] for i in ids]
     assert attempts() == {1}
+
+
+def test_recovery_leaves_a_long_backlog_alone_and_resends_what_the_broker_lost(
+    stack: Stack,
+) -> None:
+    from worker.recovery import recover_once
+
+    batch = stack.client.submit(corpus(40))  # no worker: the messages wait in Redis
+    with session_scope(stack.settings.database_url) as session:  # waiting for two hours
+        session.execute(update(Stage).values(sent_at=utcnow() - timedelta(hours=2)))
+    sent: list[tuple[str, list[int]]] = []
+
+    def record(stage: str, ids: list[int]) -> None:
+        sent.append((stage, ids))
+
+    assert recover_once(stack.settings, record) == 0 and sent == []  # a backlog, not lost
+    redis_client(stack.settings.broker()).flushdb()
+    assert recover_once(stack.settings, record) == 40
+    assert sorted(i for _, ids in sent for i in ids) == sorted(
+        r["id"] for r in stack.client.results(batch_id=batch.id)
+    )
+    assert {stage for stage, _ in sent} == {"clean"}
+    assert recover_once(stack.settings, record) == 0  # sent once, however often it looks
 
 
 def test_wait_times_out_saying_what_is_stuck(stack: Stack) -> None:

@@ -1,0 +1,86 @@
+"""What the Redis broker holds: messages waiting per queue, and those a worker has taken but
+not yet acknowledged. Read by `status` (depths), and by `requeue` and the recovery loop
+(which articles still have a live message), so neither guesses from timestamps alone.
+
+Kombu's Redis transport keeps a queue as lists (one per priority) of JSON envelopes whose
+base64 body is Celery's [args, kwargs, embed], and every delivered, unacknowledged message
+in the hash "unacked" as [envelope, exchange, routing key]. Our tasks' only argument is
+the list of article ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+
+from newsflow.contract import QUEUES
+
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")  # kombu's priority lists
+PAGE = 1000  # envelopes read at a time
+
+
+def redis_client(broker_url: str) -> redis.Redis:
+    """A redis-py client for a kombu broker URL (kombu's socket form included)."""
+    url = broker_url
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url.removeprefix("redis+socket://").replace("virtual_host=", "db=")
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def depths(client: redis.Redis) -> dict[str, dict[str, int]]:
+    """Per queue: messages waiting (ready) and delivered but not acknowledged (unacked)."""
+    found = {
+        queue: {"ready": sum(int(client.llen(queue + s)) for s in PRIORITY_SUFFIXES), "unacked": 0}
+        for queue in QUEUES
+    }
+    for raw in client.hvals("unacked"):
+        if (routing_key := _unacked(raw)[1]) in found:
+            found[routing_key]["unacked"] += 1
+    return found
+
+
+def live_ids(client: redis.Redis) -> dict[str, set[int]]:
+    """Per queue, the article ids that a waiting or unacknowledged message names."""
+    live: dict[str, set[int]] = {queue: set() for queue in QUEUES}
+    for queue in QUEUES:
+        for envelope in _waiting(client, queue):
+            live[queue].update(_ids(envelope))
+    for raw in client.hvals("unacked"):
+        envelope, routing_key = _unacked(raw)
+        if routing_key in live:
+            live[routing_key].update(_ids(envelope))
+    return live
+
+
+def _waiting(client: redis.Redis, queue: str) -> Iterator[Any]:
+    for suffix in PRIORITY_SUFFIXES:
+        start = 0
+        while page := client.lrange(queue + suffix, start, start + PAGE - 1):
+            yield from page
+            start += PAGE
+
+
+def _unacked(raw: bytes | str) -> tuple[Any, str | None]:
+    try:
+        value: Any = json.loads(raw)
+        return value[0], str(value[2])
+    except (ValueError, IndexError, TypeError):
+        return None, None
+
+
+def _ids(envelope: Any) -> Iterable[int]:
+    """The article ids in one envelope; nothing for a message that is not ours."""
+    try:
+        if isinstance(envelope, (bytes, str)):
+            envelope = json.loads(envelope)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return [int(i) for i in args[0]]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return []
