@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 # One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
 # threads on top of them only fight over the same cores.
@@ -18,7 +19,7 @@ from newsflow.contract import celery_config  # noqa: E402
 settings = get_settings()
 app = Celery("newsflow", include=["worker.tasks"])
 app.conf.update(celery_config(settings), broker_url=settings.broker())
-_recovery: list[object] = []
+_recovery: list[threading.Event] = []  # set to stop the loop
 
 
 @worker_process_init.connect
@@ -42,4 +43,4 @@ def _start_recovery(**_: object) -> None:
 @worker_shutdown.connect
 def _stop_recovery(**_: object) -> None:
     for stop in _recovery:
-        stop.set()  # type: ignore[attr-defined]
+        stop.set()

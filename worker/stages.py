@@ -111,7 +111,13 @@ def _begin(
     if start.skipped:
         log.info("%s: %s skipped (done, or running elsewhere)", stage, start.skipped)
     if start.unknown:
-        log.error("%s message names articles this database does not have: %s", stage, start.unknown)
+        log.error(
+            "%s message names articles with no %s row (not in this database, or not cleaned "
+            "yet), ignored: %s",
+            stage,
+            stage,
+            start.unknown,
+        )
     return start.ids, start.resend
 
 

@@ -72,7 +72,7 @@ class Start:
     ids: list[int]
     resend: list[list[int]] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
-    unknown: list[int] = field(default_factory=list)  # not articles of this database
+    unknown: list[int] = field(default_factory=list)  # no row: not stored, or not cleaned
 
 
 def same_message(claim: str | None, ours: str) -> tuple[bool, bool]:
@@ -123,7 +123,8 @@ def start(
     chunk is split into one message per article, so the culprit runs alone.
     """
     ids = sorted(set(article_ids))
-    delivery.mark_queued(session, stage=stage, article_ids=ids)
+    if stage == "clean":  # rows of later stages come with the clean result, never before
+        delivery.mark_queued(session, stage=stage, article_ids=ids)
     rows = session.execute(
         select_columns(
             col(Stage.article_id),
