@@ -3,8 +3,8 @@ article. Every case runs in a process of its own; its peak RSS comes from wait4.
 
     python -m bench.memory [--mb 100]
 
-Producer (`newsflow submit`, SQLite, embedded Redis): a JSONL file of MB megabytes on
-stdin and the same from a file (each record stored: memory must not follow the input),
+Producer (`newsflow submit`, SQLite, embedded Redis): JSONL of MB/10 and MB megabytes on
+stdin, and the larger from a file (each record stored: memory must not follow the input),
 one line of MB megabytes with no newline, and 1 GB of zero bytes on stdin.
 Worker: the extract pipeline on one article at the NEWSFLOW_MAX_EXTRACT_CHARS cap and on
 a normal one, and the clean stage on 1.1 MB of HTML with 100,000 tiny paragraphs (refused
@@ -69,8 +69,9 @@ def write_jsonl(path: Path, megabytes: int) -> int:
 
 
 def producer_cases(megabytes: int, home: Path) -> dict[str, tuple[float, float]]:
-    data = home / "big.jsonl"
+    data, small = home / "big.jsonl", home / "small.jsonl"
     records = write_jsonl(data, megabytes)
+    few = write_jsonl(small, max(1, megabytes // 10))
     oneline = home / "oneline.jsonl"
     with oneline.open("wb") as handle:
         block = b"x" * 2**20
@@ -80,6 +81,7 @@ def producer_cases(megabytes: int, home: Path) -> dict[str, tuple[float, float]]
     cases: dict[str, tuple[float, float]] = {}
     with EmbeddedRedis(home / "redis.sock") as broker:
         for name, args, source in (
+            (f"submit - < {max(1, megabytes // 10)} MB JSONL ({few:,} records)", ["-"], small),
             (f"submit - < {megabytes} MB JSONL ({records:,} records)", ["-"], data),
             (f"submit FILE, {megabytes} MB JSONL", [str(data)], None),
             (f"submit - < one {megabytes} MB line", ["-"], oneline),
