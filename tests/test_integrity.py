@@ -376,7 +376,8 @@ def test_database_outage_longer_than_the_retry_budget_heals_itself(
         stack = make_stack(url, own_broker.url, tmp_path)
         try:
             stack.start_worker(concurrency=2, **QUICK)
-            batch = stack.client.submit(corpus(120))
+            client = Client(stack.settings, chunk_size=40)  # few messages: budgets run out
+            batch = client.submit(corpus(120))
             batch_id = batch.id
             wait_for(lambda: stack.client.progress(batch_id)["done"] >= 10, timeout=180)  # noqa: B023
             proxy.stop()

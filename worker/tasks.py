@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 
 from celery import Task
@@ -31,15 +32,19 @@ def send(stage: str, article_ids: list[int]) -> None:
 
 
 def _retry(task: Task, exc: BaseException) -> BaseException:
-    """A retry with exponential backoff and jitter, within NEWSFLOW_TASK_MAX_RETRIES. Past
-    that the message is given up, but not the articles: their rows stay unfinished and
-    the recovery loop sends them again once the visibility timeout has passed."""
+    """A retry with exponential backoff and jitter, within NEWSFLOW_TASK_MAX_RETRIES.
+
+    The wait happens here, holding this message, rather than as a countdown: a waiting
+    worker takes no new message, so an outage does not drain the queue into retries that
+    all run out. Past the budget the message is given up, but not the articles: their
+    rows stay unfinished and the recovery loop sends them again.
+    """
     settings = get_settings()
     delay = min(settings.retry_backoff_max, 2 ** (task.request.retries + 1))
+    delay *= random.uniform(0.5, 1.0)
     log.warning("%s: %s; retry %s in %.0f s", task.name, exc, task.request.retries + 1, delay)
-    return task.retry(
-        exc=exc, countdown=delay * random.uniform(0.5, 1.0), max_retries=settings.task_max_retries
-    )
+    time.sleep(delay)
+    return task.retry(exc=exc, countdown=0, max_retries=settings.task_max_retries)
 
 
 def _run(task: Task, stage: str, runner: Runner, article_ids: list[int]) -> int:
