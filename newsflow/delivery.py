@@ -27,6 +27,7 @@ from newsflow.models import Article, BatchArticle, Stage, utcnow
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, list[int]], None]  # (stage, article ids) -> one message
+UPDATE_PAGE = 1000  # ids per statement: SQLite takes 32,766 parameters at most
 
 
 def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
@@ -35,16 +36,15 @@ def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
 
 def mark_queued(session: Session, *, stage: str, article_ids: Sequence[int]) -> None:
     """Give each existing article a 'queued' row for `stage` unless it has one already."""
-    if not article_ids:
-        return
     now = utcnow()
-    rows = select_columns(
-        col(Article.id), literal(stage), literal(QUEUED), literal(0), literal(0), literal(now)
-    ).where(col(Article.id).in_(article_ids))
-    statement = insert(session, Stage).from_select(
-        ["article_id", "stage", "status", "attempts", "runs", "updated_at"], rows
-    )
-    session.execute(statement.on_conflict_do_nothing(index_elements=["article_id", "stage"]))
+    for page in chunked(article_ids, UPDATE_PAGE):
+        rows = select_columns(
+            col(Article.id), literal(stage), literal(QUEUED), literal(0), literal(0), literal(now)
+        ).where(col(Article.id).in_(page))
+        statement = insert(session, Stage).from_select(
+            ["article_id", "stage", "status", "attempts", "runs", "updated_at"], rows
+        )
+        session.execute(statement.on_conflict_do_nothing(index_elements=["article_id", "stage"]))
 
 
 def claim_unsent(session: Session, *, stage: str, article_ids: Sequence[int]) -> list[int]:
@@ -80,24 +80,28 @@ def release(session: Session, *, stage: str, article_ids: Sequence[int]) -> None
 def dispatch(url: str, stage: str, article_ids: Sequence[int], send: Send, chunk_size: int) -> int:
     """Claim and send the never-sent rows of `stage` among `article_ids`; returns how many.
 
-    When sending fails, what was not sent is released for the next claim (a re-submit,
+    Claims go a page at a time (a statement takes only so many parameters). When sending
+    fails, what was claimed but not sent is released for the next claim (a re-submit,
     `requeue` or the recovery loop) and the error goes up.
     """
-    with session_scope(url) as session:
-        claimed = claim_unsent(session, stage=stage, article_ids=article_ids)
-    chunks = chunked(claimed, chunk_size)
-    for position, chunk in enumerate(chunks):
-        try:
-            send(stage, chunk)
-        except Exception:
-            unsent = [i for c in chunks[position:] for i in c]
+    sent = 0
+    for page in chunked(article_ids, UPDATE_PAGE):
+        with session_scope(url) as session:
+            claimed = claim_unsent(session, stage=stage, article_ids=page)
+        chunks = chunked(claimed, chunk_size)
+        for position, chunk in enumerate(chunks):
             try:
-                with session_scope(url) as session:
-                    release(session, stage=stage, article_ids=unsent)
-            except Exception:  # the database went too: the recovery loop finds them later
-                log.warning("could not release %s unsent %s rows", len(unsent), stage)
-            raise
-    return len(claimed)
+                send(stage, chunk)
+            except Exception:
+                unsent = [i for c in chunks[position:] for i in c]
+                try:
+                    with session_scope(url) as session:
+                        release(session, stage=stage, article_ids=unsent)
+                except Exception:  # the database went too: the recovery loop finds them
+                    log.warning("could not release %s unsent %s rows", len(unsent), stage)
+                raise
+            sent += len(chunk)
+    return sent
 
 
 @dataclass
@@ -114,7 +118,6 @@ SKIP_LIVE = "a message for it is in the broker (waiting, or held by a worker)"
 SKIP_SENT = "sent moments ago"
 SKIP_RUNNING = "a worker started it moments ago"
 SKIP_FAILED = "failed (add --failed to retry)"
-UPDATE_PAGE = 1000
 
 
 def ensure_rows(session: Session, members: Any) -> None:
