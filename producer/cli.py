@@ -6,6 +6,7 @@ error (including an unreachable broker or database), 130 interrupted.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from newsflow.errors import NewsflowError
 from producer import monitor, results
 from producer.client import Client
 from producer.embedded import EmbeddedRedis, is_running
-from producer.local import LocalWorkers
+from producer.local import LocalWorkers, worker_command, worker_env
 from producer.submit import SubmitResult
 from producer.terminal import shown
 
@@ -203,26 +204,15 @@ def worker(
         raise typer.BadParameter(f"unknown queue(s) {sorted(unknown)}; choose from {list(QUEUES)}")
     check_broker(settings)
     db.check_connection(settings.database_url)
-    try:
-        from worker.app import app as celery_app
-    except ImportError as exc:
-        raise NewsflowError(
-            f"the worker needs its extra: pip install 'newsflow[worker]' ({exc})"
-        ) from exc
-    celery_app.conf.broker_url = settings.broker()
-    celery_app.worker_main(
-        [
-            "worker",
-            "--queues",
-            queues,
-            "--loglevel",
-            loglevel,
-            "--concurrency",
-            str(concurrency or os.cpu_count() or 1),
-            "--hostname",  # two workers on one host must not share a node name
-            f"newsflow-{os.getpid()}@%h",
-        ]
+    if importlib.util.find_spec("spacy") is None:
+        raise NewsflowError("the worker needs its extra: pip install 'newsflow[worker]'")
+    command = worker_command(
+        queues=queues,
+        concurrency=concurrency or os.cpu_count() or 1,
+        loglevel=loglevel,
+        name=f"newsflow-{os.getpid()}",
     )
+    os.execve(sys.executable, command, worker_env(settings))  # celery takes this process
 
 
 @app.command()

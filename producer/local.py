@@ -13,6 +13,26 @@ from newsflow.config import Settings
 from newsflow.contract import QUEUES
 
 
+def worker_command(*, queues: str, concurrency: int, loglevel: str, name: str) -> list[str]:
+    """The `celery worker` command line of a newsflow worker: started as a process, so the
+    producer never imports the worker code (or spaCy)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.app", "worker",
+        "--queues", queues, "--concurrency", str(concurrency), "--loglevel", loglevel,
+        "--hostname", f"{name}@%h",  # two workers on one host must not share a node name
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process: this one's, with the broker and database in force."""
+    return {
+        **os.environ,
+        "NEWSFLOW_BROKER_URL": settings.broker(),
+        "NEWSFLOW_DATABASE_URL": settings.database_url,
+    }
+
+
 class LocalWorkers:
     """`celery worker` over all queues in a child process group; stopped on exit, Ctrl-C too."""
 
@@ -24,17 +44,13 @@ class LocalWorkers:
         self.log = settings.data_dir / "worker.log"
 
     def start(self) -> LocalWorkers:
-        env = {
-            **os.environ,
-            "NEWSFLOW_BROKER_URL": self.settings.broker(),
-            "NEWSFLOW_DATABASE_URL": self.settings.database_url,
-        }
-        command = [
-            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-            "--queues", ",".join(QUEUES), "--concurrency", str(self.concurrency),
-            "--loglevel", self.loglevel, "--hostname", f"newsflow-run-{os.getpid()}@%h",
-            "--without-gossip", "--without-mingle",
-        ]  # fmt: skip
+        env = worker_env(self.settings)
+        command = worker_command(
+            queues=",".join(QUEUES),
+            concurrency=self.concurrency,
+            loglevel=self.loglevel,
+            name=f"newsflow-run-{os.getpid()}",
+        )
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             # A session of its own: Ctrl-C reaches us, and we stop the workers in order.
