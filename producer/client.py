@@ -99,8 +99,8 @@ class Client:
                     f"article {s['article_id']} {s['stage']} {s['status']} since {s['since']}"
                     for s in stuck
                 )
-                + "; are workers running (`newsflow status`)? Workers send lost work again "
-                f"after NEWSFLOW_VISIBILITY_TIMEOUT ({self.settings.visibility_timeout} s)"
+                + "; are workers running (`newsflow status`)? Their recovery loop sends "
+                f"work no message names again after {self.settings.lost_after:.0f} s"
             )
         return "; ".join(lines)
 

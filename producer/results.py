@@ -223,11 +223,13 @@ def article_ids(
     query = _filtered(query, filters, published)
     if filters.batch_id is not None:
         query = query.where(col(Article.id).in_(batch_members(filters.batch_id)))
+    return list(session.execute(_paged(query, limit, offset)).scalars())
+
+
+def _paged(query: Any, limit: int | None, offset: int) -> Any:
     if offset:
         query = query.offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.execute(query).scalars())
+    return query if limit is None else query.limit(limit)
 
 
 def submissions(
@@ -248,11 +250,7 @@ def submissions(
         .order_by(col(BatchArticle.id))
     )
     query = _filtered(query, filters, published)
-    if offset:
-        query = query.offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.execute(query).scalars())
+    return list(session.execute(_paged(query, limit, offset)).scalars())
 
 
 def page(session: Session, filters: Filters, *, limit: int, offset: int) -> list[dict[str, Any]]:

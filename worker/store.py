@@ -167,13 +167,16 @@ def start(
     else:
         status, started = RUNNING, result.ids
     now = utcnow()
-    for article_id in started:  # attempts differ by row; a chunk is at most a few dozen rows
+    by_attempts: dict[int, list[int]] = {}
+    for article_id in started:  # one statement per attempts value: usually one in all
+        by_attempts.setdefault(attempts[article_id], []).append(article_id)
+    for count, same_count in by_attempts.items():
         session.execute(
             update(Stage)
-            .where(col(Stage.stage) == stage, col(Stage.article_id) == article_id)
+            .where(col(Stage.stage) == stage, col(Stage.article_id).in_(same_count))
             .values(
                 status=status,
-                attempts=attempts[article_id],
+                attempts=count,
                 claim=claim if status == RUNNING else None,
                 sent_at=now,
                 runs=col(Stage.runs) + (1 if status == RUNNING else 0),
