@@ -1,15 +1,29 @@
 """The entities half of the extract stage: a spaCy Doc -> one canonical entity per thing.
 
-spaCy gives mentions; a reader wants entities. On top of spaCy's spans:
-- names lose a leading "the", people lose titles ("President", "Premier", "Mr.") and
-  nationality words, every name a trailing "'s";
-- a span that runs two names together is split where a spaced punctuation mark or a
-  number separates them ("Dampier / Kaohsiung", "Arsenal 2 Derby 2"), and a person or
-  place loses a trailing number ("Slovenia 432" in a results table);
-- a span that crosses a line break is split there (it joined two unrelated lines);
-- a person mentioned later by part of the name ("Xi" after "Xi Jinping") is the same
-  person, also when spaCy gave the short form another label ("Cavusoglu" as ORG);
+spaCy gives mentions; a reader wants one entity per real-world thing, under the name the
+article uses, with the label the article supports. On top of the clean names of
+worker/names.py, in this order:
+- mentions group by name regardless of case, spaces, hyphens and dots ("TimeWarner" and
+  "Time Warner", "U.S." and "US");
+- a person mentioned by part of the name ("Xi" after "Xi Jinping") is that person, also
+  when spaCy gave the short form another label ("Cavusoglu" as ORG); an organisation
+  mentioned by the last word of its name ("the Commission" after "European Commission")
+  is that organisation;
+- "Full Name (ABBR)" and "ABBR (Full Name)" make the abbreviation, and its later bare
+  uses, the same entity, shown under the full name; without brackets an all-capital
+  abbreviation joins the one name of the article it spells ("EU", "European Union");
+- one name under several labels, a country's names ("US", "United States", "America")
+  and a demonym's singular and plural ("Italian", "Italians") are one entity. Its label
+  is a vote: each mention votes spaCy's label, each context cue of worker/labels.py
+  ("shares in X", "X's chief executive", "based in X") counts three votes, and a
+  country's name two for GPE;
+- a capitalised common word is no entity: a name the article also writes in lower case
+  ("Budget" beside "the budget"; not for people, whose names are often words: Rose,
+  Hope), or a one-word name that is only ever a common noun starting a sentence
+  ("Closures"), unless a cue or a country says it is a name;
 - further occurrences of a known name that spaCy missed are added as mentions;
+- a name keeps a final 's that every occurrence has when one of them is not followed
+  by what it would own ("Sainsbury's said", but "Google's profits");
 - numeric types (DATE, MONEY, CARDINAL...) are left out unless asked for.
 
 Salience, in [0, 1] and summing to 1 over an article's entities: each mention weighs
@@ -23,35 +37,28 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-NUMERIC_LABELS = frozenset({"CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME"})
-# Labels whose span may really be a person's surname wrongly typed by spaCy.
-RELABEL_TO_PERSON = frozenset({"ORG", "PRODUCT", "WORK_OF_ART", "EVENT", "FAC", "LAW"})
-# Names that never end in a number ("Slovenia 432" is a place and a score).
-PLAIN_NAME_LABELS = frozenset({"PERSON", "GPE", "LOC", "NORP"})
-# Names that may hold numbers and dashes of their own ("Star Wars - Episode I", "Windows 95").
-TITLED_LABELS = frozenset({"WORK_OF_ART", "PRODUCT", "EVENT", "LAW"}) | NUMERIC_LABELS
+from worker.labels import country, cues, squash
+from worker.names import RELABEL_TO_PERSON, Name, names
 
 # A mention that is the subject of its clause ("Xi said ...") is what the sentence is about.
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
 SUBJECT_WEIGHT = 2.0
-
-TITLES = frozenset(
-    """president premier prime minister chancellor king queen prince princess sheikh emir
-    mr mr. mrs mrs. ms ms. dr dr. sir dame lord lady gen gen. general col col. lt capt
-    captain adm admiral sen sen. senator rep rep. representative gov gov. governor mayor
-    secretary chairman chairwoman chair ceo director judge justice pope cardinal
-    bishop rev rev. father sister brother vice deputy foreign defense defence finance
-    state former late acting interim chief coach striker midfielder defender goalkeeper
-    player actor actress singer counterpart spokesman spokeswoman spokesperson
-    ambassador envoy minister-president""".split()
-)
+CUE_VOTES = 3
+COUNTRY_VOTES = 2
+PLACE_LABELS = frozenset({"GPE", "LOC", "ORG", "NORP", "FAC"})
 NOT_SURNAMES = frozenset(
     """january february march april may june july august september october november
     december monday tuesday wednesday thursday friday saturday sunday will new the""".split()
 )
+POSSESSIVE_S = frozenset({"'s", "’s"})
+# Lower-case words inside a spelled-out name: "Office of the Deputy Prime Minister".
+CONNECTORS = frozenset({"of", "for", "and", "the", "&", "de", "on", "in", "to"})
+# What may follow a possessive 's when it is one: "Google's [new] [2004] profits".
+OWNED_POS = frozenset({"NOUN", "PROPN", "ADJ", "NUM", "ADV"})
 
 
 @dataclass
@@ -76,173 +83,53 @@ class EntityOut:
         return len(self.mentions)
 
 
-def _separates(token: Any, label: str) -> bool:
-    """A token that stands between two names inside one span, never inside a name: a line
-    break, a spaced punctuation mark ("Dampier / Kaohsiung", "Forwards - Antonio Folha") or
-    a number followed by another name ("Arsenal 2 Derby 2"). Titles of works and products
-    keep their own dashes and numbers ("Windows 95")."""
-    if token.is_space:
-        return True
-    if label in TITLED_LABELS:
-        return False
-    doc = token.doc
-    if token.is_punct and token.i > 0 and doc[token.i - 1].whitespace_ and token.whitespace_:
-        return True
-    following = doc[token.i + 1] if token.i + 1 < len(doc) else None
-    return token.like_num and following is not None and following.is_title
+@dataclass
+class _Group:
+    """The mentions of one entity while the article is read, and the evidence for its label."""
 
+    label: str
+    mentions: list[Mention] = field(default_factory=list)
+    votes: Counter[str] = field(default_factory=Counter)  # spaCy's label of each mention
+    cues: Counter[str] = field(default_factory=Counter)  # labels the context points to
+    long_form: str | None = None  # the full name its abbreviation or last word stands for
 
-def _trim(doc: Any, start: int, end: int, label: str) -> tuple[int, int] | None:
-    """Token bounds of a name without a leading "the", a person's titles and nationality
-    words, a trailing number on a person or place ("Slovenia 432"), or a possessive 's."""
-    while start < end - 1 and doc[start].lower_ == "the":
-        start += 1
-    if label == "PERSON":
-        while start < end - 1 and (
-            doc[start].lower_ in TITLES or doc[start].ent_type_ == "NORP" or doc[start].is_punct
-        ):
-            start += 1
-    while end > start and (
-        doc[end - 1].lower_ in {"'s", "’s", "'"}
-        or doc[end - 1].is_punct
-        or (label in PLAIN_NAME_LABELS and doc[end - 1].like_num)
-    ):
-        end -= 1
-    if end <= start:
-        return None
-    capitalised = any(t.is_alpha and t.text[0].isupper() for t in doc[start:end])
-    if label not in NUMERIC_LABELS and not capitalised:
-        return None  # a name has a capitalised word: not "the" or "- ." left over
-    return start, end
+    @property
+    def forms(self) -> set[str]:
+        return {m.text for m in self.mentions}
 
+    @property
+    def fullest(self) -> str:
+        """The form with the most name parts: a person's full name."""
+        return max(self.forms, key=lambda f: (len(_person_parts(f)), len(f)))
 
-def _titled_person(span: Any, surnames: set[str]) -> tuple[int, int] | None:
-    """Token bounds of the person in a span the tagger gave another label because of the
-    title before the name ("Kazakh President Kassym-Jomart Tokayev" as ORG), when the name
-    ends in the surname of a person the article names elsewhere."""
-    doc = span.doc
-    titles = [t.i for t in span[:-1] if t.lower_ in TITLES]
-    if span.label_ not in RELABEL_TO_PERSON or not titles or doc[span.end - 1].text not in surnames:
-        return None
-    start = titles[-1] + 1
-    name = doc[start : span.end]
-    if all(t.is_title or (t.text == "-" and not t.whitespace_) for t in name):
-        return start, span.end
-    return None
+    def absorb(self, other: _Group, *, as_label: str | None = None) -> None:
+        """Take the other group's mentions and evidence; `as_label` turns its votes into
+        votes for that label (a surname folded into a person votes PERSON)."""
+        self.mentions.extend(other.mentions)
+        if as_label:
+            self.votes[as_label] += other.votes.total()
+        else:
+            self.votes.update(other.votes)
+        self.cues.update(other.cues)
+        self.long_form = self.long_form or other.long_form
 
+    def country(self) -> bool:
+        places = any(self.votes[label] for label in PLACE_LABELS)
+        return places and any(country(form) for form in self.forms)
 
-def _names(span: Any) -> list[tuple[int, int]]:
-    """Token bounds of the names in one entity span: usually one, more when the tagger ran
-    names together across a line break or a results table ("Luton 2 Boreham Wood 1")."""
-    names, start = [], span.start
-    for i in range(span.start, span.end + 1):
-        if i == span.end or _separates(span.doc[i], span.label_):
-            if i > start and (bounds := _trim(span.doc, start, i, span.label_)):
-                names.append(bounds)
-            start = i + 1
-    return names
+    def decide_label(self) -> None:
+        score = Counter(self.votes)
+        for label, n in self.cues.items():
+            score[label] += CUE_VOTES * n
+        if self.country():
+            score["GPE"] += COUNTRY_VOTES
+        if self.long_form and len(score) > 1:
+            del score["PERSON"]  # no one's name comes with an abbreviation in brackets
+        self.label = max(score, key=lambda label: (score[label], self.votes[label]))
 
 
 def _person_parts(name: str) -> list[str]:
     return [part for part in re.split(r"[\s-]+", name) if part]
-
-
-class _Builder:
-    """Groups the mentions of one document into canonical entities."""
-
-    def __init__(self, text: str, title: str | None, subjects: list[int]) -> None:
-        self.text = text
-        self.title = title or ""
-        self.subjects = subjects  # sorted offsets of the tokens that are a clause's subject
-        self.entities: dict[tuple[str, str], EntityOut] = {}
-        self.covered: list[tuple[int, int]] = []  # sorted, non-overlapping mention spans
-
-    def add(self, label: str, start: int, end: int) -> None:
-        surface = self.text[start:end]
-        key = (label, surface.casefold())
-        entity = self.entities.setdefault(key, EntityOut(name=surface, label=label))
-        entity.mentions.append(Mention(start, end, surface))
-        bisect.insort(self.covered, (start, end))
-
-    def overlaps(self, start: int, end: int) -> bool:
-        """True when [start, end) overlaps a known mention (spans are sorted and disjoint)."""
-        i = bisect.bisect_left(self.covered, (start, end))
-        return any(s < end and start < e for s, e in self.covered[max(i - 1, 0) : i + 1])
-
-    def merge_people(self) -> None:
-        """Fold each partial name into the unique fuller person name that contains it."""
-        people = [e for (label, _), e in self.entities.items() if label == "PERSON"]
-        people.sort(key=lambda e: (len(_person_parts(e.name)), len(e.name)), reverse=True)
-        for key, entity in list(self.entities.items()):
-            label, _ = key
-            if label != "PERSON" and label not in RELABEL_TO_PERSON:
-                continue
-            parts = _person_parts(entity.name)
-            fuller = [
-                p
-                for p in people
-                if p is not entity
-                and len(_person_parts(p.name)) > len(parts)
-                and _contains(_person_parts(p.name), parts)
-            ]
-            if label != "PERSON":
-                # Only a surname or a full name changes label, never an organisation's name.
-                fuller = [p for p in fuller if _person_parts(p.name)[-len(parts) :] == parts]
-            if len({p.name for p in fuller}) != 1:
-                continue
-            target = fuller[0]
-            target.mentions.extend(entity.mentions)
-            del self.entities[key]
-
-    def find_missed(self) -> None:
-        """Add occurrences of known names (and people's surnames) that spaCy did not tag.
-
-        One pass over the text with every form at once, so a long document with many
-        entities costs one scan, not one per entity. A form two entities share is skipped.
-        """
-        owner: dict[str, EntityOut | None] = {}
-        for entity in self.entities.values():
-            forms = {m.text for m in entity.mentions}
-            if entity.label == "PERSON":
-                parts = _person_parts(entity.name)
-                if len(parts) > 1 and parts[-1].casefold() not in NOT_SURNAMES:
-                    forms.add(parts[-1])
-            for form in forms:
-                if len(form) >= 2 and form[0].isupper():
-                    owner[form] = entity if owner.get(form, entity) is entity else None
-        unique = {form: e for form, e in owner.items() if e is not None}
-        if not unique:
-            return
-        alternatives = "|".join(map(re.escape, sorted(unique, key=len, reverse=True)))
-        for match in re.finditer(rf"(?<![\w-])(?:{alternatives})(?![\w-])", self.text):
-            start, end = match.span()
-            if not self.overlaps(start, end):
-                unique[match.group()].mentions.append(Mention(start, end, match.group()))
-                bisect.insort(self.covered, (start, end))
-
-    def is_subject(self, mention: Mention) -> bool:
-        i = bisect.bisect_left(self.subjects, mention.start)
-        return i < len(self.subjects) and self.subjects[i] < mention.end
-
-    def finish(self) -> list[EntityOut]:
-        length = max(len(self.text), 1)
-        title = self.title.casefold()
-        for entity in self.entities.values():
-            entity.mentions.sort(key=lambda m: m.start)
-            forms = {m.text for m in entity.mentions}
-            entity.name = _canonical(entity, forms)
-            entity.aliases = sorted(forms - {entity.name})
-            weight = sum(
-                (2 - m.start / length) * (SUBJECT_WEIGHT if self.is_subject(m) else 1)
-                for m in entity.mentions
-            )
-            if any(re.search(rf"\b{re.escape(f.casefold())}\b", title) for f in forms):
-                weight += 2
-            entity.salience = weight
-        total = sum(e.salience for e in self.entities.values()) or 1.0
-        for entity in self.entities.values():
-            entity.salience = round(entity.salience / total, 4)
-        return sorted(self.entities.values(), key=lambda e: (-e.salience, e.mentions[0].start))
 
 
 def _contains(longer: list[str], shorter: list[str]) -> bool:
@@ -251,12 +138,362 @@ def _contains(longer: list[str], shorter: list[str]) -> bool:
     return any(longer[i : i + n] == shorter for i in range(len(longer) - n + 1))
 
 
-def _canonical(entity: EntityOut, forms: set[str]) -> str:
-    if entity.label == "PERSON":
-        return max(forms, key=lambda f: (len(_person_parts(f)), len(f)))
-    counts: dict[str, int] = {}
-    for mention in entity.mentions:
-        counts[mention.text] = counts.get(mention.text, 0) + 1
+def _abbreviation(token: Any) -> bool:
+    """A token that can be an abbreviation: "IEA", "BoE", "Opec", "Tara"."""
+    text = token.text
+    return 2 <= len(text) <= 8 and text.replace("&", "").isalpha() and text[0].isupper()
+
+
+def _spelled_initials(group: _Group) -> str | None:
+    """The initials of a name of several capitalised words that is not a person's
+    ("European Union" -> "EU"), which its abbreviation may stand for without brackets."""
+    words = [w for w in re.split(r"[\s&]+", group.fullest) if w.lower() not in CONNECTORS]
+    if group.votes["PERSON"] > sum(group.votes.values()) / 2 or not 2 <= len(words) <= 6:
+        return None
+    if not all(w[:1].isupper() and w.isalpha() for w in words):
+        return None
+    return "".join(w[0] for w in words)
+
+
+def _letters(abbr: str) -> list[str]:
+    """The letters an abbreviation spells: its capitals ("BoE" -> B, E), or all of its
+    letters when it is written as a word ("Opec" -> O, P, E, C)."""
+    capitals = [c for c in abbr if c.isupper()]
+    return capitals if len(capitals) >= 2 else [c.upper() for c in abbr if c.isalpha()]
+
+
+def _initials_match(full: str, abbr: str) -> bool:
+    """True when the abbreviation's letters are the initials of the capitalised words
+    ending `full`: "International Energy Agency" / "IEA", "Bank of England" / "BoE",
+    "Organisation of the Petroleum Exporting Countries" / "Opec"."""
+    letters = _letters(abbr)
+    words = [w for w in re.split(r"[\s&]+", full) if w[:1].isupper()]
+    if len(letters) < 2 or len(words) < len(letters):
+        return False
+    return [w[0] for w in words[-len(letters) :]] == letters
+
+
+class _Builder:
+    """Groups the mentions of one document into canonical entities."""
+
+    def __init__(self, doc: Any, title: str | None) -> None:
+        self.doc = doc
+        self.text = doc.text
+        self.title = title or ""
+        self.subjects = [t.idx for t in doc if t.dep_ in SUBJECT_DEPS]  # sorted offsets
+        self.groups: dict[tuple[str, str], _Group] = {}
+        self.covered: list[tuple[int, int]] = []  # sorted, non-overlapping mention spans
+        self.token_at = {t.idx: t.i for t in doc}
+        self.lower_words = {t.text for t in doc if t.is_lower}
+        self.lower_nouns = {t.text for t in doc if t.is_lower and t.pos_ == "NOUN"}
+
+    def add(self, name: Name) -> None:
+        start, end, label = name
+        first, last = self.doc[start], self.doc[end - 1]
+        mention = self._mention(first.idx, last.idx + len(last))
+        group = self.groups.setdefault((label, squash(mention.text)), _Group(label))
+        group.mentions.append(mention)
+        group.votes[label] += 1
+        group.cues.update(cues(self.doc, start, end))
+
+    def _mention(self, start: int, end: int) -> Mention:
+        bisect.insort(self.covered, (start, end))
+        return Mention(start, end, self.text[start:end])
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """True when [start, end) overlaps a known mention (spans are sorted and disjoint)."""
+        i = bisect.bisect_left(self.covered, (start, end))
+        return any(s < end and start < e for s, e in self.covered[max(i - 1, 0) : i + 1])
+
+    def merge_people(self) -> None:
+        """Fold each partial name into the unique fuller person name that contains it."""
+        people = [g for (label, _), g in self.groups.items() if label == "PERSON"]
+        for key, group in list(self.groups.items()):
+            label, _ = key
+            if label != "PERSON" and label not in RELABEL_TO_PERSON:
+                continue
+            parts = _person_parts(group.fullest)
+            fuller = [
+                p
+                for p in people
+                if len(_person_parts(p.fullest)) > len(parts)
+                and _contains(_person_parts(p.fullest), parts)
+            ]
+            if label != "PERSON":
+                # Only a surname or a full name changes label, never an organisation's name.
+                fuller = [p for p in fuller if _person_parts(p.fullest)[-len(parts) :] == parts]
+            elif group.cues["PERSON"] and not fuller:
+                # "Ms Hessel" is a person: so is "Helena Hessel", whatever spaCy said.
+                fuller = [
+                    g
+                    for (other, _), g in self.groups.items()
+                    if other in RELABEL_TO_PERSON
+                    and len(_person_parts(g.fullest)) > len(parts)
+                    and _person_parts(g.fullest)[-len(parts) :] == parts
+                ]
+            if len(fuller) == 1:
+                fuller[0].absorb(self.groups.pop(key), as_label="PERSON")
+                people = [p for p in people if p is not group]
+
+    def merge_organisations(self) -> None:
+        """Fold a one-word organisation named after the longer name it ends into that name
+        ("the Commission" after "European Commission", "United" after "Manchester
+        United"), when exactly one longer name ends so."""
+        orgs = [g for (label, _), g in self.groups.items() if label == "ORG"]
+        for key, group in list(self.groups.items()):
+            word = group.fullest
+            if key[0] != "ORG" or " " in word or self._written_lower(word, nouns_only=False):
+                continue  # "the Ballet" beside "ballet" may be any ballet company
+            first = min(m.start for m in group.mentions)
+            longer = [
+                g
+                for g in orgs
+                if g.fullest.endswith(f" {word}") and min(m.start for m in g.mentions) < first
+            ]
+            if len(longer) == 1:
+                longer[0].absorb(self.groups.pop(key))
+                longer[0].long_form = longer[0].long_form or longer[0].fullest
+
+    def link_abbreviations(self) -> None:
+        """An abbreviation defined in brackets, "International Energy Agency (IEA)" or
+        "Tara (Total Abstract Rendering Architecture)", becomes a mention of the full
+        name's entity; unify() then brings the abbreviation's other uses along. A full
+        name spaCy missed or cut ("The Office of the Deputy" for "Office of the Deputy
+        Prime Minister (ODPM)") is read from the capitalised words before the bracket."""
+        owner = {(m.start, m.end): (g, m) for g in self.groups.values() for m in g.mentions}
+        doc, text = self.doc, self.text
+        for bracket in (t for t in doc[1:-2] if t.text == "("):
+            closing = next((t for t in doc[bracket.i + 2 : bracket.i + 12] if t.text == ")"), None)
+            inner, last = doc[bracket.i + 1], doc[bracket.i - 1]
+            if last.lower_ in POSSESSIVE_S:  # "Standard & Poor's (S&P)"
+                last = doc[bracket.i - 2]
+            before = next((span for span in owner if span[1] == last.idx + len(last)), None)
+            inside = next((span for span in owner if span[0] == inner.idx), None)
+            if closing is None:
+                continue
+            if closing.i == inner.i + 1 and _abbreviation(inner):  # "Full Name (ABBR)"
+                short = (inner.idx, inner.idx + len(inner))
+                full = before
+                if full is None or not _initials_match(text[slice(*full)], inner.text):
+                    full = self._spelled_out(bracket.i, inner.text)
+            elif before and before[0] == last.idx and _abbreviation(last) and inside:
+                full, short = inside, before  # "ABBR (Full Name)"
+                if inside[1] > closing.idx or not _initials_match(text[slice(*full)], last.text):
+                    continue
+            else:
+                continue
+            if full is not None:
+                self._join(full, short, owner)
+        self.groups = {key: group for key, group in self.groups.items() if group.mentions}
+
+    def _spelled_out(self, bracket: int, abbr: str) -> tuple[int, int] | None:
+        """The capitalised words just before a bracket whose initials spell the
+        abbreviation in it, as a character span."""
+        letters, words = _letters(abbr), list[Any]()
+        i = bracket - 1
+        while i >= 0 and len(words) < len(letters):
+            token = self.doc[i]
+            if token.text[:1].isupper():
+                words.append(token)
+            elif token.lower_ not in CONNECTORS:
+                return None
+            i -= 1
+        if [w.text[0] for w in reversed(words)] != letters:
+            return None
+        last = self.doc[bracket - 1]
+        return words[-1].idx, last.idx + len(last)
+
+    def _join(
+        self,
+        full: tuple[int, int],
+        short: tuple[int, int],
+        owner: dict[tuple[int, int], tuple[_Group, Mention]],
+    ) -> None:
+        """Make the abbreviation at `short` a mention of the entity named at `full`."""
+        if full in owner:
+            group = owner[full][0]
+        else:  # read from the words: the fragments spaCy tagged in it give way
+            fragments = [span for span in owner if span[0] < full[1] and full[0] < span[1]]
+            labels = [owner[span][0].label for span in [*fragments, short] if span in owner]
+            for span in fragments:
+                self._forget(*owner.pop(span))
+            mention = self._mention(*full)
+            label = labels[0] if labels else "ORG"
+            group = self.groups.setdefault((label, squash(mention.text)), _Group(label))
+            group.mentions.append(mention)
+            group.votes[label] += 1
+            owner[full] = group, mention
+        group.long_form = self.text[slice(*full)]
+        if short in owner:
+            holder, mention = owner[short]
+            self._forget(holder, mention)
+            bisect.insort(self.covered, short)
+        else:
+            mention = self._mention(*short)
+        group.mentions.append(mention)
+        owner[short] = group, mention
+
+    def _forget(self, group: _Group, mention: Mention) -> None:
+        group.mentions.remove(mention)
+        self.covered.remove((mention.start, mention.end))
+
+    def unify(self) -> None:
+        """One group per thing: groups that share a name (case, spaces and dots aside), a
+        country or a demonym are merged, and each merged group's label is decided."""
+        keys = list(self.groups)
+        parent = {key: key for key in keys}
+
+        def root(key: tuple[str, str]) -> tuple[str, str]:
+            while parent[key] != key:
+                key = parent[key]
+            return key
+
+        spelled = Counter(i for g in self.groups.values() if (i := _spelled_initials(g)))
+        owner: dict[str, tuple[str, str]] = {}
+        for key in keys:
+            identities = self._identities(self.groups[key])
+            if (initials := _spelled_initials(self.groups[key])) and spelled[initials] == 1:
+                identities.add(f"initials:{initials}")
+            for identity in identities:
+                if identity in owner:
+                    parent[root(key)] = root(owner[identity])
+                else:
+                    owner[identity] = key
+        for key in keys:
+            if root(key) != key:
+                self.groups[root(key)].absorb(self.groups.pop(key))
+        for group in self.groups.values():
+            group.decide_label()
+
+    @staticmethod
+    def _identities(group: _Group) -> set[str]:
+        forms = {squash(form) for form in group.forms}
+        identities = set(forms)
+        if any(group.votes[label] for label in PLACE_LABELS):
+            identities |= {f"country:{code}" for form in group.forms if (code := country(form))}
+        if group.votes["NORP"]:
+            identities |= {form[:-1] for form in forms if form.endswith("s")}  # Italians
+        identities |= {f"initials:{f}" for f in group.forms if f.isupper() and f.isalpha()}
+        return identities
+
+    def drop_common_words(self) -> None:
+        """Leave out capitalised common words that spaCy took for names."""
+        for key, group in list(self.groups.items()):
+            if group.cues or group.long_form or group.country():
+                continue
+            forms = group.forms
+            if any(form.isupper() for form in forms):
+                continue  # an abbreviation
+            person = group.label == "PERSON"  # Rose, Hope: names are often words
+            lower = all(self._written_lower(form, nouns_only=person) for form in forms)
+            if lower or all(self._common_noun_opening(m) for m in group.mentions):
+                del self.groups[key]
+
+    def _written_lower(self, form: str, *, nouns_only: bool) -> bool:
+        """True when the text also writes `form` in lower case (as a noun, if asked)."""
+        lower = form.lower()
+        if lower == form:
+            return False
+        if lower.isalpha():  # one token: "Budget"; "Sci-fi" is three
+            return lower in (self.lower_nouns if nouns_only else self.lower_words)
+        for match in re.finditer(rf"(?<![\w-]){re.escape(lower)}(?![\w-])", self.text):
+            i = self.token_at.get(match.start())
+            if not nouns_only or (i is not None and self.doc[i].pos_ == "NOUN"):
+                return True
+        return False
+
+    def _common_noun_opening(self, mention: Mention) -> bool:
+        """A one-word mention that starts a sentence and that the tagger reads as a common
+        word, not a proper noun ("Closures at the plant ...")."""
+        i = self.token_at.get(mention.start)
+        if i is None or " " in mention.text:
+            return False
+        token = self.doc[i]
+        opening = token.is_sent_start or (
+            i > 0 and self.doc[i - 1].is_sent_start and self.doc[i - 1].is_punct
+        )
+        return opening and token.pos_ != "PROPN"
+
+    def find_missed(self) -> None:
+        """Add occurrences of known names (and people's surnames) that spaCy did not tag.
+
+        One pass over the text with every form at once, so a long document with many
+        entities costs one scan, not one per entity. A form two entities share is skipped.
+        """
+        owner: dict[str, _Group | None] = {}
+        for group in self.groups.values():
+            forms = group.forms
+            if group.label == "PERSON":
+                parts = _person_parts(group.fullest)
+                if len(parts) > 1 and parts[-1].casefold() not in NOT_SURNAMES:
+                    forms.add(parts[-1])
+            for form in forms:
+                if len(form) >= 2 and form[0].isupper():
+                    owner[form] = group if owner.get(form, group) is group else None
+        unique = {form: g for form, g in owner.items() if g is not None}
+        if not unique:
+            return
+        alternatives = "|".join(map(re.escape, sorted(unique, key=len, reverse=True)))
+        for match in re.finditer(rf"(?<![\w-])(?:{alternatives})(?![\w-])", self.text):
+            start, end = match.span()
+            if not self.overlaps(start, end):
+                unique[match.group()].mentions.append(self._mention(start, end))
+
+    def keep_possessive_names(self) -> None:
+        """Names written with a final 's ("Sainsbury's", "Standard & Poor's") keep it."""
+        for group in self.groups.values():
+            if group.label == "PERSON":
+                continue
+            for form in group.forms:
+                mentions = [m for m in group.mentions if m.text == form]
+                tails = [self.token_at.get(m.end) for m in mentions]
+                if any(i is None or self.doc[i].lower_ not in POSSESSIVE_S for i in tails):
+                    continue
+                if all(self._owns(i) for i in tails if i is not None):
+                    continue  # "Google's profits": a possessive every time
+                for mention in mentions:
+                    mention.end += 2
+                    mention.text = self.text[mention.start : mention.end]
+                if group.long_form == form:
+                    group.long_form = mentions[0].text
+
+    def _owns(self, i: int) -> bool:
+        """True when the 's at token i is followed by what it owns: a possessive."""
+        return i + 1 < len(self.doc) and self.doc[i + 1].pos_ in OWNED_POS
+
+    def is_subject(self, mention: Mention) -> bool:
+        i = bisect.bisect_left(self.subjects, mention.start)
+        return i < len(self.subjects) and self.subjects[i] < mention.end
+
+    def finish(self) -> list[EntityOut]:
+        length = max(len(self.text), 1)
+        title = self.title.casefold()
+        entities = []
+        for group in self.groups.values():
+            group.mentions.sort(key=lambda m: m.start)
+            forms = group.forms
+            name = _canonical(group)
+            weight = sum(
+                (2 - m.start / length) * (SUBJECT_WEIGHT if self.is_subject(m) else 1)
+                for m in group.mentions
+            )
+            if any(re.search(rf"\b{re.escape(f.casefold())}\b", title) for f in forms):
+                weight += 2
+            entities.append(
+                EntityOut(name, group.label, group.mentions, sorted(forms - {name}), weight)
+            )
+        total = sum(e.salience for e in entities) or 1.0
+        for entity in entities:
+            entity.salience = round(entity.salience / total, 4)
+        return sorted(entities, key=lambda e: (-e.salience, e.mentions[0].start))
+
+
+def _canonical(group: _Group) -> str:
+    if group.label == "PERSON":
+        return group.fullest
+    if group.long_form and group.long_form in group.forms:
+        return group.long_form
+    counts = Counter(m.text for m in group.mentions)
     return max(counts, key=lambda f: (counts[f], len(f)))
 
 
@@ -264,18 +501,14 @@ def extract_entities(
     doc: Any, *, title: str | None = None, numeric: bool = False
 ) -> list[EntityOut]:
     """Canonical entities of one parsed article, most salient first."""
-    subjects = [t.idx for t in doc if t.dep_ in SUBJECT_DEPS]
-    builder = _Builder(doc.text, title, subjects)
-    surnames = {span[-1].text for span in doc.ents if span.label_ == "PERSON"}
-    for span in doc.ents:
-        if span.label_ in NUMERIC_LABELS and not numeric:
-            continue
-        if person := _titled_person(span, surnames):
-            names, label = [person], "PERSON"
-        else:
-            names, label = _names(span), span.label_
-        for start, end in names:
-            builder.add(label, doc[start].idx, doc[end - 1].idx + len(doc[end - 1]))
+    builder = _Builder(doc, title)
+    for name in names(doc, numeric=numeric):
+        builder.add(name)
     builder.merge_people()
+    builder.merge_organisations()
+    builder.link_abbreviations()
+    builder.unify()
+    builder.drop_common_words()
     builder.find_missed()
+    builder.keep_possessive_names()
     return builder.finish()

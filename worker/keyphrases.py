@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from worker.entities import NUMERIC_LABELS
+from worker.names import NUMERIC_LABELS
 
 EDGE_POS = frozenset({"DET", "PRON", "NUM", "PUNCT", "CCONJ", "ADP", "PART", "SYM", "SPACE"})
 LENGTH_BONUS = {1: 1.0, 2: 1.3, 3: 1.2}

@@ -1,0 +1,113 @@
+"""Evidence for an entity's label beyond spaCy's guess: context cues and country names.
+
+A cue is a few words around one mention that say what the name is, whatever the tagger
+thought (it types Yukos or Winn-Dixie PERSON, Electrolux GPE):
+- ORG: "shares in X", "stake in X", "chief executive of X", "boss of X", "X's chief
+  executive", "X's profits". ("X said profits rose" is no cue: analysts say it too.)
+- GPE: "based in X", "capital of X", "government of X", "X's government", "X's economy",
+  "X-based";
+- PERSON: "Ms X" (an honorific), "X, 45," (an age), "X's wife";
+- WORK_OF_ART: "the film X", "the album X".
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from worker.names import HONORIFICS
+
+# "shares in X": the two words before a name that make it an organisation or a place.
+ORG_BEFORE = frozenset(
+    {("shares", "in"), ("shares", "of"), ("stake", "in"), ("shareholders", "in"),
+     ("shareholders", "of"), ("executive", "of"), ("boss", "of"), ("chairman", "of"),
+     ("chairwoman", "of"), ("founder", "of"), ("subsidiary", "of"), ("takeover", "of")}
+)  # fmt: skip
+GPE_BEFORE = frozenset(
+    {("based", "in"), ("capital", "of"), ("city", "of"), ("government", "of"),
+     ("embassy", "in"), ("ambassador", "to"), ("citizens", "of")}
+)  # fmt: skip
+# "the film Kinsey", "the album Musicology": a work's name after what kind of work it is.
+WORKS = frozenset(
+    """film movie album single song book novel musical opera documentary sitcom series
+    play""".split()
+)
+# "X's ...": what a name owns says what it is.
+ORG_OWNS = frozenset(
+    """shares shareholders profit profits sales revenue revenues earnings turnover board
+    boss chairman chairwoman ceo founder subsidiary takeover customers""".split()
+)
+ORG_OWNS_CHIEF = frozenset({"executive", "financial", "operating", "technology"})  # X's chief ...
+GPE_OWNS = frozenset(
+    "government economy capital parliament population currency citizens army military".split()
+)
+PERSON_OWNS = frozenset(
+    """wife husband son daughter father mother brother sister widow girlfriend boyfriend
+    parents""".split()
+)
+
+
+def cues(doc: Any, start: int, end: int) -> list[str]:
+    """The labels that the words around doc[start:end] point to, one per cue."""
+    before = tuple(t.lower_ for t in doc[max(start - 2, 0) : start])
+    after = [t.lower_ for t in doc[end : end + 6]]
+    found = []
+    if before[-1:] and before[-1].rstrip(".") in HONORIFICS:  # "Ms Hessel"
+        found.append("PERSON")
+    if before in ORG_BEFORE and doc[start].ent_type_ != "NORP":  # not "stake in Irish ..."
+        found.append("ORG")
+    if before in GPE_BEFORE:
+        found.append("GPE")
+    if start and doc[start - 1].lower_ in WORKS and doc[start - 1].pos_ == "NOUN":
+        found.append("WORK_OF_ART")
+    if after[:1] in (["'s"], ["’s"]) and len(after) > 1:
+        owned = after[1]
+        if owned in ORG_OWNS or (owned == "chief" and after[2:3] and after[2] in ORG_OWNS_CHIEF):
+            found.append("ORG")
+        elif owned in GPE_OWNS:
+            found.append("GPE")
+        elif owned in PERSON_OWNS:
+            found.append("PERSON")
+    if after[:2] == ["-", "based"] and not doc[end - 1].whitespace_:
+        found.append("GPE")
+    if len(after) >= 3 and after[0] == "," and after[2] == "," and _age(after[1]):
+        found.append("PERSON")
+    return found
+
+
+def _age(word: str) -> bool:
+    return word.isdigit() and 15 <= int(word) <= 110
+
+
+def squash(name: str) -> str:
+    """A name without case, spaces, hyphens or dots: "Time Warner" and "TimeWarner", "U.S."
+    and "US" are one name."""
+    return re.sub(r"[\s.\-‐‑]+", "", name.casefold())
+
+
+# Names news uses for a country beside pycountry's (ISO 3166) names.
+COUNTRY_ALIASES = {
+    "US": "US", "USA": "US", "America": "US", "United States of America": "US",
+    "UK": "GB", "Britain": "GB", "Great Britain": "GB", "United Kingdom": "GB",
+    "Russia": "RU", "Ivory Coast": "CI", "Burma": "MM", "Holland": "NL",
+    "Czech Republic": "CZ", "Vatican": "VA", "Congo": "CG", "Macedonia": "MK",
+    "South Korea": "KR", "North Korea": "KP", "Palestine": "PS", "Swaziland": "SZ",
+}  # fmt: skip
+
+
+@cache
+def _countries() -> dict[str, str]:
+    import pycountry
+
+    codes = {squash(alias): code for alias, code in COUNTRY_ALIASES.items()}
+    for country in pycountry.countries:
+        for attribute in ("name", "common_name", "official_name"):
+            if name := getattr(country, attribute, None):
+                codes.setdefault(squash(name), country.alpha_2)
+    return codes
+
+
+def country(name: str) -> str | None:
+    """The ISO code of the country `name` names ("America" -> "US"), or None."""
+    return _countries().get(squash(name))
