@@ -1,4 +1,4 @@
-"""Entities a reader can trust, on the real spaCy model.
+"""Entities a reader can trust and keyphrases a reader would keep, on the real spaCy model.
 
 Each text is written so that spaCy alone gets it wrong (the spaCy labels are noted where
 they matter), and each context rule is checked on both sides: where it applies and where
@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from worker.entities import EntityOut, extract_entities
+from worker.keyphrases import extract_keyphrases
 from worker.nlp import get_nlp
 
 
@@ -217,3 +218,29 @@ def test_capitalised_common_words_are_dropped_unless_the_context_names_them() ->
 )
 def test_context_cues_decide_the_label(text: str, name: str, label: str) -> None:
     assert labels(text)[name] == label
+
+
+# Keyphrases ------------------------------------------------------------------------------
+
+BROADBAND = (
+    "Broadband take-up in rural Wales doubled last year, the regulator said on Monday. "
+    "The economy of the valleys depends on broadband, and people in small villages now "
+    "work from home. The rise in broadband connections came after a fibre network reached "
+    "remote farms. The regulator said broadband prices fell while line speeds rose. "
+    "Business groups said the economy would gain, but people without broadband still "
+    "wait for the fibre network. Work on the fibre network will finish next spring."
+)
+
+
+def test_bare_generic_words_make_way_for_specific_phrases() -> None:
+    phrases = [p.text for p in extract_keyphrases(get_nlp()(BROADBAND), top=10)]
+    top = phrases[:5]
+    assert not {"economy", "people", "work", "rise"} & set(top), top
+    assert "fibre network" in top
+    assert "broadband" in [p.lower() for p in top]  # a common word, but this story's subject
+
+
+def test_generic_words_may_fill_the_list_after_the_specific_ones() -> None:
+    phrases = extract_keyphrases(get_nlp()(BROADBAND), top=10)
+    assert [p.score for p in phrases] == sorted((p.score for p in phrases), reverse=True)
+    assert phrases[0].score == 1.0

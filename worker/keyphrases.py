@@ -2,22 +2,34 @@
 
 Candidates are spaCy's noun chunks, trimmed of determiners, pronouns and numbers at their
 edges (a hyphenated compound such as "nine-day strike" stays whole); a chunk that is only
-a date, time or figure ("Sunday", "last year") is no keyphrase. A candidate's score is
-the sum, over its occurrences, of 1 + (1 - position), times a small bonus for phrases of
-two or three words; phrases that differ only by case or inflection (their lemmas) count
-as one, shown in their most frequent surface form. Scores are scaled so the best phrase
-scores 1.
+a date, time or figure ("Sunday", "last year") is no keyphrase. Phrases that differ only
+by case or inflection (their lemmas) count as one, shown in their most frequent form.
+
+A candidate's weight is the sum, over its occurrences, of 1 + (1 - position), times a
+small bonus for phrases of two or three words. The ten heaviest make the list, with one
+correction for readers: a bare common word ("economy", "people", "rise") is generic
+unless the article uses it at least 1,000 times as often as the language does in
+general (wordfreq's figures; "broadband" in a broadband story passes, "economy" in an
+economy story does not). Generic words rank below the other phrases (their weight counts
+a fifth), and give way to the next specific phrases until five of the list are specific.
+Scores are the final weights, scaled so the best phrase scores 1.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from worker.names import NUMERIC_LABELS
+from worker.names import HONORIFICS, NUMERIC_LABELS, TITLES
 
 EDGE_POS = frozenset({"DET", "PRON", "NUM", "PUNCT", "CCONJ", "ADP", "PART", "SYM", "SPACE"})
 LENGTH_BONUS = {1: 1.0, 2: 1.3, 3: 1.2}
+SPECIFIC_RATIO = 1000  # how much more often than in general a bare word must occur here
+GENERIC_WEIGHT = 0.2  # a generic word's weight counts a fifth in the ranking
+UNITS = frozenset({"m", "bn", "k", "mn", "million", "billion", "trillion"})
+SPECIFIC_FIRST = 5  # specific phrases the list holds when the article has them
 
 
 @dataclass
@@ -36,10 +48,23 @@ def _edge(token: Any) -> bool:
     return token.pos_ in EDGE_POS or token.is_stop
 
 
+def _leading(token: Any) -> bool:
+    """A word that may start a noun chunk but not a keyphrase: "Mr Pande", "Actor Bruce
+    Willis", the "m" of "2,850m euros"."""
+    doc = token.doc
+    word = token.lower_.rstrip(".")
+    following = doc[token.i + 1] if token.i + 1 < len(doc) else None
+    if word in HONORIFICS or (word in TITLES and following and following.ent_type_ == "PERSON"):
+        return True
+    return word in UNITS and token.i > 0 and doc[token.i - 1].like_num
+
+
 def _trimmed(chunk: Any) -> Any | None:
     start, end = chunk.start, chunk.end
     doc = chunk.doc
-    while start < end and _edge(doc[start]) and not _hyphenated(doc[start]):
+    while start < end and (_edge(doc[start]) or _leading(doc[start])):
+        if _hyphenated(doc[start]):
+            break
         start += 1
     while end > start and _edge(doc[end - 1]):
         end -= 1
@@ -53,23 +78,62 @@ def _trimmed(chunk: Any) -> Any | None:
     return span
 
 
+@cache
+def _word_lists() -> frozenset[str]:
+    """The languages wordfreq has a small list for (it reads its folder on every ask)."""
+    from wordfreq import available_languages
+
+    return frozenset(available_languages(wordlist="small"))
+
+
+def _frequency(word: str, lang: str) -> float:
+    """How often `word` occurs in the language in general, as a share of all words; 0 for
+    rare words (wordfreq's small lists hold the frequent ones, which is all this needs)."""
+    from wordfreq import zipf_frequency
+
+    if not word or lang not in _word_lists():
+        return 0.0
+    return float(10 ** (zipf_frequency(word, lang, wordlist="small") - 9))
+
+
+def _generic(lemma: str, shown: str, counts: Counter[str], lang: str) -> bool:
+    """True for a bare common word that the article uses less than SPECIFIC_RATIO times as
+    often as the language does in general."""
+    if " " in lemma:
+        return False
+    general = max(_frequency(shown, lang), _frequency(lemma, lang))
+    return counts[lemma] < SPECIFIC_RATIO * general * counts.total()
+
+
 def extract_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
     """The `top` keyphrases of one parsed article, best first."""
     length = max(len(doc.text), 1)
-    scores: dict[str, float] = {}
-    forms: dict[str, dict[str, int]] = {}
+    counts = Counter(t.lemma_.lower() for t in doc if t.is_alpha)
+    weights: dict[str, float] = {}
+    forms: dict[str, Counter[str]] = {}
+    common: set[str] = set()  # one-word phrases the tagger reads as common nouns
     for chunk in doc.noun_chunks:
         span = _trimmed(chunk)
         if span is None:
             continue
         key = " ".join(t.lemma_.casefold() or t.lower_ for t in span)
         bonus = LENGTH_BONUS.get(len(span), 1.0)
-        scores[key] = scores.get(key, 0.0) + (2 - span.start_char / length) * bonus
-        surfaces = forms.setdefault(key, {})
-        surfaces[span.text] = surfaces.get(span.text, 0) + 1
-    ranked = sorted(scores, key=lambda k: scores[k], reverse=True)[:top]
-    best = scores[ranked[0]] if ranked else 1.0
-    return [
-        Keyphrase(max(forms[k], key=lambda f: forms[k][f]), round(scores[k] / best, 4))
-        for k in ranked
-    ]
+        weights[key] = weights.get(key, 0.0) + (2 - span.start_char / length) * bonus
+        forms.setdefault(key, Counter())[span.text] += 1
+        if len(span) == 1 and (span[0].pos_ == "NOUN" or span.text.islower()):
+            common.add(key)
+    shown = {key: surfaces.most_common(1)[0][0] for key, surfaces in forms.items()}
+    seen: dict[str, str] = {}  # two lemmas shown alike ("Bloglines") are one phrase
+    for key in list(weights):
+        first = seen.setdefault(shown[key].casefold(), key)
+        if first != key:
+            weights[first] += weights.pop(key)
+    generic = {k for k in weights if k in common and _generic(k, shown[k], counts, doc.lang_)}
+    ranked = sorted(weights, key=lambda k: weights[k], reverse=True)
+    chosen = [k for k in ranked[:top] if k not in generic]
+    chosen += [k for k in ranked[top:] if k not in generic][: max(SPECIFIC_FIRST - len(chosen), 0)]
+    chosen += [k for k in ranked[:top] if k in generic][: top - len(chosen)]
+    scores = {k: weights[k] * (GENERIC_WEIGHT if k in generic else 1.0) for k in chosen}
+    chosen.sort(key=lambda k: scores[k], reverse=True)
+    best = scores[chosen[0]] if chosen else 1.0
+    return [Keyphrase(shown[k], round(scores[k] / best, 4)) for k in chosen]
