@@ -92,6 +92,9 @@ def test_an_abbreviation_joins_the_one_name_it_spells_without_brackets() -> None
 def test_an_organisation_named_by_its_last_word_is_that_organisation() -> None:
     found = entities("The European Commission proposed a law. The Commission said it would wait.")
     assert found["European Commission"].aliases == ["Commission"]
+    # spaCy: "Cairn" PERSON; it is the first word of the company named before it.
+    found = entities("Cairn Energy found gas in Rajasthan. Cairn said output would rise.")
+    assert found["Cairn Energy"].aliases == ["Cairn"] and found["Cairn Energy"].label == "ORG"
     # Two commissions: "the Commission" is left alone rather than guessed.
     text = "The European Commission and the Competition Commission met. The Commission said no."
     assert entities(text)["Commission"].count == 1
@@ -152,6 +155,7 @@ def test_a_possessive_is_trimmed_unless_the_name_always_carries_it() -> None:
 def test_titles_are_stripped_and_an_honorific_makes_a_person() -> None:
     assert "Abdullah" in entities("Crown Prince Abdullah met the envoy in Riyadh.")
     assert "Mel Gibson" in entities("Producer Mel Gibson said the film was finished.")
+    assert "Mike Read" in entities("The song was recorded by DJ Mike Read on Sunday.")
     # spaCy: "Helena Hessel" ORG; "Ms Hessel" says she is a person.
     found = entities("Ms Hessel said the firm would grow. Helena Hessel founded it in 1998.")
     assert [(e.name, e.label, e.count) for e in found.values()] == [("Helena Hessel", "PERSON", 2)]

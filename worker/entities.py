@@ -7,8 +7,8 @@ worker/names.py, in this order:
   "Time Warner", "U.S." and "US");
 - a person mentioned by part of the name ("Xi" after "Xi Jinping") is that person, also
   when spaCy gave the short form another label ("Cavusoglu" as ORG); an organisation
-  mentioned by the last word of its name ("the Commission" after "European Commission")
-  is that organisation;
+  mentioned by the first or last word of its name ("the Commission" after "European
+  Commission", "Cairn" after "Cairn Energy") is that organisation;
 - "Full Name (ABBR)" and "ABBR (Full Name)" make the abbreviation, and its later bare
   uses, the same entity, shown under the full name; without brackets an all-capital
   abbreviation joins the one name of the article it spells ("EU", "European Union");
@@ -236,22 +236,27 @@ class _Builder:
                 people = [p for p in people if p is not group]
 
     def merge_organisations(self) -> None:
-        """Fold a one-word organisation named after the longer name it ends into that name
-        ("the Commission" after "European Commission", "United" after "Manchester
-        United"), when exactly one longer name ends so."""
+        """Fold a one-word organisation named after a longer name that it ends or starts
+        into that name ("the Commission" after "European Commission", "Cairn" after "Cairn
+        Energy"), when exactly one earlier longer name does so."""
         orgs = [g for (label, _), g in self.groups.items() if label == "ORG"]
         for key, group in list(self.groups.items()):
-            word = group.fullest
-            if key[0] != "ORG" or " " in word or self._written_lower(word, nouns_only=False):
+            word = group.fullest  # an organisation, or one spaCy took for a person
+            if (
+                key[0] not in {"ORG", "PERSON"}
+                or " " in word
+                or self._written_lower(word, nouns_only=False)
+            ):
                 continue  # "the Ballet" beside "ballet" may be any ballet company
             first = min(m.start for m in group.mentions)
             longer = [
                 g
                 for g in orgs
-                if g.fullest.endswith(f" {word}") and min(m.start for m in g.mentions) < first
+                if (g.fullest.endswith(f" {word}") or g.fullest.startswith(f"{word} "))
+                and min(m.start for m in g.mentions) < first
             ]
             if len(longer) == 1:
-                longer[0].absorb(self.groups.pop(key))
+                longer[0].absorb(self.groups.pop(key), as_label="ORG")
                 longer[0].long_form = longer[0].long_form or longer[0].fullest
 
     def link_abbreviations(self) -> None:
@@ -445,6 +450,8 @@ class _Builder:
             if group.label == "PERSON":
                 continue
             for form in group.forms:
+                if len(re.split(r"[\s&]+", form)) > 2:
+                    continue  # "New York Stock Exchange's": long names do not end in 's
                 mentions = [m for m in group.mentions if m.text == form]
                 tails = [self.token_at.get(m.end) for m in mentions]
                 if any(i is None or self.doc[i].lower_ not in POSSESSIVE_S for i in tails):

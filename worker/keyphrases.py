@@ -28,7 +28,7 @@ EDGE_POS = frozenset({"DET", "PRON", "NUM", "PUNCT", "CCONJ", "ADP", "PART", "SY
 LENGTH_BONUS = {1: 1.0, 2: 1.3, 3: 1.2}
 SPECIFIC_RATIO = 1000  # how much more often than in general a bare word must occur here
 GENERIC_WEIGHT = 0.2  # a generic word's weight counts a fifth in the ranking
-UNITS = frozenset({"m", "bn", "k", "mn", "million", "billion", "trillion"})
+UNITS = frozenset({"m", "bn", "k", "mn", "million", "billion", "trillion", "%", "percent"})
 SPECIFIC_FIRST = 5  # specific phrases the list holds when the article has them
 
 

@@ -5,8 +5,9 @@
 - a span is split where brackets, quotes, a line break, a spaced punctuation mark
   ("Dampier / Kaohsiung") or a number between names ("Arsenal 2 Derby 2") separate two
   names; works and products keep their own dashes and numbers ("Windows 95");
-- names lose a leading "the", punctuation and quotes at their edges and a trailing
-  possessive 's; people lose titles ("President", "Crown Prince") and nationality words,
+- names lose a leading "the" or plural common noun ("Analysts Gartner"), punctuation
+  and quotes at their edges and a trailing possessive 's; people lose titles
+  ("President", "Crown Prince") and nationality words,
   and a person or place a trailing number ("Slovenia 432" in a results table);
 - an honorific ("Ms Hessel", "Mr. Ash") makes the name a person's whatever label spaCy
   gave it, and a title before a known surname does the same ("Kazakh President
@@ -37,7 +38,7 @@ TITLES = HONORIFICS | frozenset(
     spokesman spokeswoman spokesperson ambassador envoy minister-president professor
     commissioner inspector detective sergeant producer writer author novelist presenter
     host comedian rapper drummer guitarist designer photographer analyst economist
-    veteran veterans star legend composer conductor dancer broadcaster""".split()
+    veteran veterans star legend composer conductor dancer broadcaster dj""".split()
 )
 ARTICLES = frozenset({"the", "a", "an"})
 POSSESSIVES = frozenset({"'s", "’s", "'", "’"})
@@ -84,6 +85,9 @@ def _trim(doc: Any, start: int, end: int, label: str) -> Name | None:
     edge = label not in NUMERIC_LABELS  # "$2 billion" keeps its sign
     while start < end - 1 and (doc[start].lower_ == "the" or (edge and doc[start].is_punct)):
         start += 1
+    plural = doc[start].tag_ == "NNS" and end - start > 1 and doc[start + 1].pos_ == "PROPN"
+    if plural and label not in WORK_LABELS:
+        start += 1  # "Analysts Gartner", "Firms AM3D": a plural noun is no name's head
     if label not in WORK_LABELS and end - start > 1 and _word(doc[start]) in HONORIFICS:
         label = "PERSON"  # "Ms Hessel" is a person whatever spaCy said
     if label == "PERSON":
