@@ -179,13 +179,21 @@ class _Builder:
     def __init__(self, doc: Any, title: str | None) -> None:
         self.doc = doc
         self.text = doc.text
-        self.title = title or ""
-        self.subjects = [t.idx for t in doc if t.dep_ in SUBJECT_DEPS]  # sorted offsets
+        self.title_words = _words(title or "")
         self.groups: dict[tuple[str, str], _Group] = {}
         self.covered: list[tuple[int, int]] = []  # sorted, non-overlapping mention spans
-        self.token_at = {t.idx: t.i for t in doc}
-        self.lower_words = {t.text for t in doc if t.is_lower}
-        self.lower_nouns = {t.text for t in doc if t.is_lower and t.pos_ == "NOUN"}
+        self.subjects: list[int] = []  # sorted offsets of the tokens that are a subject
+        self.token_at: dict[int, int] = {}  # token index by character offset
+        self.lower_words: set[str] = set()  # words written in lower case, and those nouns
+        self.lower_nouns: set[str] = set()
+        for token in doc:  # one pass: iterating a Doc costs more than what is done here
+            self.token_at[token.idx] = token.i
+            if token.dep_ in SUBJECT_DEPS:
+                self.subjects.append(token.idx)
+            if token.is_lower:
+                self.lower_words.add(token.text)
+                if token.pos_ == "NOUN":
+                    self.lower_nouns.add(token.text)
 
     def add(self, name: Name) -> None:
         start, end, label = name
@@ -474,7 +482,6 @@ class _Builder:
 
     def finish(self) -> list[EntityOut]:
         length = max(len(self.text), 1)
-        title = self.title.casefold()
         entities = []
         for group in self.groups.values():
             group.mentions.sort(key=lambda m: m.start)
@@ -484,7 +491,7 @@ class _Builder:
                 (2 - m.start / length) * (SUBJECT_WEIGHT if self.is_subject(m) else 1)
                 for m in group.mentions
             )
-            if any(re.search(rf"\b{re.escape(f.casefold())}\b", title) for f in forms):
+            if any(_words(form) in self.title_words for form in forms):
                 weight += 2
             entities.append(
                 EntityOut(name, group.label, group.mentions, sorted(forms - {name}), weight)
@@ -493,6 +500,12 @@ class _Builder:
         for entity in entities:
             entity.salience = round(entity.salience / total, 4)
         return sorted(entities, key=lambda e: (-e.salience, e.mentions[0].start))
+
+
+def _words(text: str) -> str:
+    """Text as its lower-case words between spaces, so that " xi " in " xi visits athens "
+    finds a name among whole words."""
+    return " " + " ".join(re.findall(r"\w+", text.casefold())) + " "
 
 
 def _canonical(group: _Group) -> str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from spacy.attrs import IS_ALPHA, LEMMA
+
 from worker.names import HONORIFICS, NUMERIC_LABELS, TITLES
 
 EDGE_POS = frozenset({"DET", "PRON", "NUM", "PUNCT", "CCONJ", "ADP", "PART", "SYM", "SPACE"})
@@ -96,22 +98,23 @@ def _frequency(word: str, lang: str) -> float:
     return float(10 ** (zipf_frequency(word, lang, wordlist="small") - 9))
 
 
-def _generic(lemma: str, shown: str, counts: Counter[str], lang: str) -> bool:
-    """True for a bare common word that the article uses less than SPECIFIC_RATIO times as
-    often as the language does in general."""
+def _generic(lemma: str, shown: str, uses: int, words: int, lang: str) -> bool:
+    """True for a bare common word that the article uses (`uses` times in `words`) less
+    than SPECIFIC_RATIO times as often as the language does in general."""
     if " " in lemma:
         return False
     general = max(_frequency(shown, lang), _frequency(lemma, lang))
-    return counts[lemma] < SPECIFIC_RATIO * general * counts.total()
+    return uses < SPECIFIC_RATIO * general * words
 
 
 def extract_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
     """The `top` keyphrases of one parsed article, best first."""
     length = max(len(doc.text), 1)
-    counts = Counter(t.lemma_.lower() for t in doc if t.is_alpha)
+    lemmas = doc.count_by(LEMMA)  # by hash; counted in C, a Python pass costs more
+    words = doc.count_by(IS_ALPHA).get(1, 0)
     weights: dict[str, float] = {}
     forms: dict[str, Counter[str]] = {}
-    common: set[str] = set()  # one-word phrases the tagger reads as common nouns
+    uses: dict[str, int] = {}  # one-word phrases read as common nouns: their lemma's count
     for chunk in doc.noun_chunks:
         span = _trimmed(chunk)
         if span is None:
@@ -121,14 +124,18 @@ def extract_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
         weights[key] = weights.get(key, 0.0) + (2 - span.start_char / length) * bonus
         forms.setdefault(key, Counter())[span.text] += 1
         if len(span) == 1 and (span[0].pos_ == "NOUN" or span.text.islower()):
-            common.add(key)
+            uses[key] = lemmas.get(span[0].lemma, 0)
     shown = {key: surfaces.most_common(1)[0][0] for key, surfaces in forms.items()}
     seen: dict[str, str] = {}  # two lemmas shown alike ("Bloglines") are one phrase
     for key in list(weights):
         first = seen.setdefault(shown[key].casefold(), key)
         if first != key:
             weights[first] += weights.pop(key)
-    generic = {k for k in weights if k in common and _generic(k, shown[k], counts, doc.lang_)}
+    generic = {
+        key
+        for key in weights
+        if key in uses and _generic(key, shown[key], uses[key], words, doc.lang_)
+    }
     ranked = sorted(weights, key=lambda k: weights[k], reverse=True)
     chosen = [k for k in ranked[:top] if k not in generic]
     chosen += [k for k in ranked[top:] if k not in generic][: max(SPECIFIC_FIRST - len(chosen), 0)]
