@@ -125,15 +125,53 @@ def check_connection(url: str) -> None:
         ) from exc
 
 
+def _alembic(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["url"] = url
+    return config
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply the Alembic migrations up to `revision` (creates the tables on a new database)."""
     from alembic import command
-    from alembic.config import Config
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     check_connection(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["url"] = url
-    command.upgrade(config, revision)
+    command.upgrade(_alembic(url), revision)
+
+
+def ensure_schema(url: str) -> None:
+    """Create the tables of a new database; refuse one at another schema revision than
+    this code's, naming the fix. Migrating is `newsflow db upgrade`'s job, not a submit's:
+    a migration locks tables and may take long, and wants an operator who chose it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        upgrade(url)
+        return
+    check_connection(url)
+    with get_engine(url).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        upgrade(url)  # a new database: nothing to migrate, only tables to create
+        return
+    scripts = ScriptDirectory.from_config(_alembic(url))
+    head = scripts.get_current_head()
+    if current == head:
+        return
+    known = {script.revision for script in scripts.walk_revisions()}
+    where = f"the database at {mask_url(url)} is at schema revision {current}"
+    if current in known:
+        raise ConfigurationError(
+            f"{where} and this newsflow needs {head}: run `newsflow db upgrade` "
+            "(back the database up first if it holds results you want to keep)"
+        )
+    raise ConfigurationError(
+        f"{where}, which this newsflow does not know (it needs {head}): "
+        "the database was upgraded by a newer newsflow; upgrade this install"
+    )

@@ -34,16 +34,21 @@ class Client:
         self._schema_ready = False
 
     def upgrade(self) -> None:
-        """Create or migrate the tables (done for you before the first submit)."""
+        """Create or migrate the tables to this code's schema."""
         db.upgrade(self.settings.database_url)
         self._schema_ready = True
 
     def submit(
         self, items: Iterable[Any], *, name: str | None = None, resume_unfinished: bool = False
     ) -> submit.SubmitResult:
-        """Submit dicts ({"text"|"html", "id", "title", ...}), paths, or a mix, as one batch."""
+        """Submit dicts ({"text"|"html", "id", "title", ...}), paths, or a mix, as one batch.
+
+        A new database gets its tables; one at an older schema raises ConfigurationError
+        saying to run `newsflow db upgrade` (or call upgrade()).
+        """
         if not self._schema_ready:
-            self.upgrade()
+            db.ensure_schema(self.settings.database_url)
+            self._schema_ready = True
         records = read_inputs(items, limit=self.settings.max_article_bytes)
         return submit.submit(self.settings, records, name=name, resume_unfinished=resume_unfinished)
 

@@ -192,6 +192,37 @@ def test_unreachable_services_get_a_clear_masked_error(tmp_path: Path) -> None:
     )
 
 
+def test_submit_refuses_an_older_schema_instead_of_migrating_it(tmp_path: Path) -> None:
+    from newsflow import db
+
+    (tmp_path / "a.txt").write_text("Some story text.", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db.upgrade(url, "0001")
+    args = ("--db", url, "--broker", "redis://127.0.0.1:9/0", "submit", "a.txt")
+    behind = newsflow(*args, env={}, cwd=tmp_path)
+    assert behind.returncode == 2 and "Traceback" not in behind.stderr
+    assert "schema revision 0001" in behind.stderr and "newsflow db upgrade" in behind.stderr
+    with sqlite3.connect(tmp_path / "old.db") as connection:  # left as it was
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0001",)
+        ]
+    assert newsflow("--db", url, "db", "upgrade", env={}, cwd=tmp_path).returncode == 0
+    db.ensure_schema(url)  # now at the code's revision: nothing to say
+    with sqlite3.connect(tmp_path / "old.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099'")
+    ahead = newsflow(*args, env={}, cwd=tmp_path)
+    assert ahead.returncode == 2 and "upgraded by a newer newsflow" in ahead.stderr
+
+
+def test_submit_creates_the_tables_of_a_new_database(tmp_path: Path) -> None:
+    from newsflow import db
+
+    url = f"sqlite:///{tmp_path / 'sub' / 'new.db'}"
+    db.ensure_schema(url)
+    with sqlite3.connect(tmp_path / "sub" / "new.db") as connection:
+        assert connection.execute("SELECT count(*) FROM articles").fetchone() == (0,)
+
+
 def _leftovers(folder: Path) -> list[str]:
     """Command lines of live processes working in or under `folder` (what `run` started)."""
     found, folder = [], folder.resolve()
