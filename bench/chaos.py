@@ -37,7 +37,7 @@ from bench.throughput import scratch_postgres
 from newsflow import db
 from newsflow.config import Settings
 from newsflow.db import session_scope
-from newsflow.models import Stage
+from newsflow.models import StageRow
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
 
@@ -173,9 +173,9 @@ def run(articles: int, admin_url: str) -> dict[str, Any]:
         for event in events:
             console.print(event, highlight=False)
         with session_scope(direct) as session:
-            total_runs = int(session.execute(select(func.sum(Stage.runs))).scalar_one() or 0)
+            total_runs = int(session.execute(select(func.sum(StageRow.runs))).scalar_one() or 0)
             done_rows = session.execute(
-                select(func.count()).select_from(Stage).where(col(Stage.status) == "done")
+                select(func.count()).select_from(StageRow).where(col(StageRow.status) == "done")
             ).scalar_one()
         final = client.progress(batch_ids[0])
         figures = {

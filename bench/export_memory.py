@@ -32,7 +32,7 @@ from newsflow.models import (
     Entity,
     Keyphrase,
     Mention,
-    Stage,
+    StageRow,
     SummarySentence,
     table_of,
 )
@@ -52,7 +52,7 @@ def article_rows(i: int) -> dict[Any, list[dict[str, Any]]]:
     return {
         Article: [article],
         BatchArticle: [{"batch_id": 1, "article_id": i}],
-        Stage: [
+        StageRow: [
             {"article_id": i, "stage": stage, "status": "done", "seconds": 0.01}
             for stage in ("clean", "extract", "summarize")
         ],

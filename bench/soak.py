@@ -28,7 +28,7 @@ from sqlmodel import col
 from bench.corpus import corpus
 from newsflow.config import Settings
 from newsflow.db import session_scope
-from newsflow.models import Entity, Mention, Stage, SummarySentence
+from newsflow.models import Entity, Mention, StageRow, SummarySentence
 from producer.broker import redis_client
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
@@ -105,7 +105,7 @@ def soak(articles: int, workers: int, db_url: str | None, broker_url: str | None
         if embedded is not None:
             embedded.stop()
     with session_scope(url) as session:
-        stage_rows = session.execute(select(func.count()).select_from(Stage)).scalar_one()
+        stage_rows = session.execute(select(func.count()).select_from(StageRow)).scalar_one()
     return {
         "articles": articles,
         "workers": workers,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from newsflow.config import Settings
@@ -10,14 +11,34 @@ CLEAN = "newsflow.clean"
 EXTRACT = "newsflow.extract"
 SUMMARIZE = "newsflow.summarize"
 
-STAGES = ("clean", "extract", "summarize")
-TASK_FOR_STAGE = {"clean": CLEAN, "extract": EXTRACT, "summarize": SUMMARIZE}
-QUEUES = STAGES  # one queue per stage, named after it, so each can be scaled apart
-AFTER_CLEAN = ("extract", "summarize")
 
-# Stage status values, and the article status derived from them.
-QUEUED, RUNNING, DONE, FAILED = "queued", "processing", "done", "failed"
-ARTICLE_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
+class Stage(StrEnum):
+    """A processing stage; its value names its rows in the stages table and its queue."""
+
+    CLEAN = "clean"
+    EXTRACT = "extract"
+    SUMMARIZE = "summarize"
+
+
+class Status(StrEnum):
+    """A stage row's status, and the article status derived from its stages."""
+
+    QUEUED = "queued"
+    RUNNING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+STAGES = tuple(Stage)  # in pipeline order
+# The stages an article needs done to be done: a stage added for some articles only
+# (one that may be skipped) stays out of this list, so finished articles stay done.
+REQUIRED = STAGES
+TASK_FOR_STAGE = {Stage.CLEAN: CLEAN, Stage.EXTRACT: EXTRACT, Stage.SUMMARIZE: SUMMARIZE}
+QUEUES = tuple(stage.value for stage in STAGES)  # a queue per stage, so each scales apart
+AFTER_CLEAN = (Stage.EXTRACT, Stage.SUMMARIZE)
+
+QUEUED, RUNNING, DONE, FAILED = Status.QUEUED, Status.RUNNING, Status.DONE, Status.FAILED
+ARTICLE_STATUSES = tuple(Status)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -33,8 +54,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "task_routes": {task: {"queue": stage} for stage, task in TASK_FOR_STAGE.items()},
-        "task_default_queue": "clean",
+        "task_routes": {task: {"queue": stage.value} for stage, task in TASK_FOR_STAGE.items()},
+        "task_default_queue": Stage.CLEAN.value,
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "broker_connection_retry_on_startup": True,
         "worker_cancel_long_running_tasks_on_connection_loss": False,

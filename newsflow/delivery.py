@@ -21,9 +21,9 @@ from sqlalchemy import ColumnElement, and_, exists, literal, or_, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, STAGES
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, STAGES, Stage
 from newsflow.db import insert, session_scope
-from newsflow.models import Article, BatchArticle, Stage, utcnow
+from newsflow.models import Article, BatchArticle, StageRow, utcnow
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, list[int]], None]  # (stage, article ids) -> one message
@@ -41,7 +41,7 @@ def mark_queued(session: Session, *, stage: str, article_ids: Sequence[int]) -> 
         rows = select_columns(
             col(Article.id), literal(stage), literal(QUEUED), literal(0), literal(0), literal(now)
         ).where(col(Article.id).in_(page))
-        statement = insert(session, Stage).from_select(
+        statement = insert(session, StageRow).from_select(
             ["article_id", "stage", "status", "attempts", "runs", "updated_at"], rows
         )
         session.execute(statement.on_conflict_do_nothing(index_elements=["article_id", "stage"]))
@@ -53,15 +53,15 @@ def claim_unsent(session: Session, *, stage: str, article_ids: Sequence[int]) ->
     if not article_ids:
         return []
     statement = (
-        update(Stage)
+        update(StageRow)
         .where(
-            col(Stage.stage) == stage,
-            col(Stage.article_id).in_(article_ids),
-            col(Stage.status) == QUEUED,
-            col(Stage.sent_at).is_(None),
+            col(StageRow.stage) == stage,
+            col(StageRow.article_id).in_(article_ids),
+            col(StageRow.status) == QUEUED,
+            col(StageRow.sent_at).is_(None),
         )
         .values(sent_at=utcnow())
-        .returning(col(Stage.article_id))
+        .returning(col(StageRow.article_id))
     )
     return sorted(session.execute(statement).scalars())
 
@@ -70,9 +70,9 @@ def release(session: Session, *, stage: str, article_ids: Sequence[int]) -> None
     """Clear the stamp of rows whose message could not be sent, so the next claim sends them."""
     if article_ids:
         session.execute(
-            update(Stage)
-            .where(col(Stage.stage) == stage, col(Stage.article_id).in_(article_ids))
-            .where(col(Stage.status) == QUEUED)
+            update(StageRow)
+            .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids))
+            .where(col(StageRow.status) == QUEUED)
             .values(sent_at=None)
         )
 
@@ -125,11 +125,17 @@ def ensure_rows(session: Session, members: Any) -> None:
     written at submit): clean for every article, the later stages once clean is done."""
     missing_clean = select_columns(col(Article.id)).where(
         col(Article.id).in_(members),
-        ~exists().where(col(Stage.article_id) == col(Article.id), col(Stage.stage) == "clean"),
+        ~exists().where(
+            col(StageRow.article_id) == col(Article.id), col(StageRow.stage) == Stage.CLEAN
+        ),
     )
-    mark_queued(session, stage="clean", article_ids=list(session.execute(missing_clean).scalars()))
-    cleaned = select_columns(col(Stage.article_id)).where(
-        col(Stage.article_id).in_(members), col(Stage.stage) == "clean", col(Stage.status) == DONE
+    mark_queued(
+        session, stage=Stage.CLEAN, article_ids=list(session.execute(missing_clean).scalars())
+    )
+    cleaned = select_columns(col(StageRow.article_id)).where(
+        col(StageRow.article_id).in_(members),
+        col(StageRow.stage) == Stage.CLEAN,
+        col(StageRow.status) == DONE,
     )
     ids = list(session.execute(cleaned).scalars())
     for stage in AFTER_CLEAN:
@@ -155,20 +161,20 @@ def reopen(
     before `cutoff`; processing and untouched since `cutoff`. Failed rows count with
     `failed`. `force` takes every row that is not done, live or not.
     """
-    never_sent: ColumnElement[bool] = col(Stage.sent_at).is_(None)
+    never_sent: ColumnElement[bool] = col(StageRow.sent_at).is_(None)
     if not unsent_now:
-        never_sent = and_(never_sent, col(Stage.updated_at) < cutoff)
+        never_sent = and_(never_sent, col(StageRow.updated_at) < cutoff)
     quiet: ColumnElement[bool] = or_(
-        and_(col(Stage.status) == QUEUED, or_(never_sent, col(Stage.sent_at) < cutoff)),
-        and_(col(Stage.status) == RUNNING, col(Stage.updated_at) < cutoff),
+        and_(col(StageRow.status) == QUEUED, or_(never_sent, col(StageRow.sent_at) < cutoff)),
+        and_(col(StageRow.status) == RUNNING, col(StageRow.updated_at) < cutoff),
     )
     if force:
-        quiet = col(Stage.status).in_((QUEUED, RUNNING))
+        quiet = col(StageRow.status).in_((QUEUED, RUNNING))
     if failed:
-        quiet = or_(quiet, col(Stage.status) == FAILED)
-    scope: ColumnElement[bool] = col(Stage.stage).in_([stage] if stage else STAGES)
+        quiet = or_(quiet, col(StageRow.status) == FAILED)
+    scope: ColumnElement[bool] = col(StageRow.stage).in_([stage] if stage else STAGES)
     if members is not None:
-        scope = and_(scope, col(Stage.article_id).in_(members))
+        scope = and_(scope, col(StageRow.article_id).in_(members))
     result = Reopened()
 
     def skip(name: str, reason: str) -> None:
@@ -177,9 +183,9 @@ def reopen(
 
     lost: dict[str, list[int]] = {}
     rows = session.execute(
-        select_columns(col(Stage.stage), col(Stage.article_id), col(Stage.status), quiet)
-        .where(scope, col(Stage.status) != DONE)
-        .order_by(col(Stage.stage), col(Stage.article_id))
+        select_columns(col(StageRow.stage), col(StageRow.article_id), col(StageRow.status), quiet)
+        .where(scope, col(StageRow.status) != DONE)
+        .order_by(col(StageRow.stage), col(StageRow.article_id))
     )
     for name, article_id, status, is_quiet in rows:
         if not is_quiet:
@@ -191,10 +197,10 @@ def reopen(
     for name, ids in lost.items():
         for page in chunked(ids, UPDATE_PAGE):  # `quiet` again: a worker may just have begun
             reopened = session.execute(
-                update(Stage)
-                .where(col(Stage.stage) == name, col(Stage.article_id).in_(page), quiet)
+                update(StageRow)
+                .where(col(StageRow.stage) == name, col(StageRow.article_id).in_(page), quiet)
                 .values(status=QUEUED, sent_at=None, claim=None, updated_at=utcnow())
-                .returning(col(Stage.article_id))
+                .returning(col(StageRow.article_id))
             )
             result.ids.setdefault(name, []).extend(reopened.scalars())
     return result

@@ -78,7 +78,7 @@ class BatchArticle(SQLModel, table=True):
     origin: str | None = None  # the record's own "source" field (a site or feed name)
 
 
-class Stage(SQLModel, table=True):
+class StageRow(SQLModel, table=True):
     """One stage of one article: status, error, timing and the pipeline that ran it."""
 
     __tablename__ = "stages"

@@ -13,7 +13,7 @@ from celery import Celery
 
 from newsflow import queues
 from newsflow.config import Settings, mask_secrets, mask_url
-from newsflow.contract import TASK_FOR_STAGE, celery_config
+from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config
 from newsflow.errors import ServiceUnavailable
 from newsflow.queues import redis_client
 
@@ -58,7 +58,7 @@ def sender_of(settings: Settings) -> Callable[[str, list[int]], None]:
 
     def send(stage: str, article_ids: list[int]) -> None:
         try:
-            app.send_task(TASK_FOR_STAGE[stage], args=[list(article_ids)])
+            app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[list(article_ids)])
         except Exception as exc:  # kombu raises several types for one cause: no broker
             raise unreachable(settings, exc) from exc
 

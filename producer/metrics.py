@@ -14,7 +14,7 @@ from sqlmodel import col
 from newsflow.config import Settings
 from newsflow.db import read_scope
 from newsflow.errors import ServiceUnavailable
-from newsflow.models import Stage
+from newsflow.models import StageRow
 from producer import broker
 
 
@@ -33,14 +33,14 @@ class NewsflowCollector(Collector):
             labels=["stage"],
         )  # fmt: skip
         with read_scope(self.settings.database_url) as session:
-            counts = select_columns(col(Stage.stage), col(Stage.status), func.count())
+            counts = select_columns(col(StageRow.stage), col(StageRow.status), func.count())
             for stage, status, count in session.execute(
-                counts.group_by(col(Stage.stage), col(Stage.status))
+                counts.group_by(col(StageRow.stage), col(StageRow.status))
             ):
                 stages.add_metric([stage, status], count)
-            means = select_columns(col(Stage.stage), func.avg(col(Stage.seconds)))
+            means = select_columns(col(StageRow.stage), func.avg(col(StageRow.seconds)))
             for stage, mean in session.execute(
-                means.where(col(Stage.status) == "done").group_by(col(Stage.stage))
+                means.where(col(StageRow.status) == "done").group_by(col(StageRow.stage))
             ):
                 seconds.add_metric([stage], float(mean or 0.0))
         yield stages

@@ -10,21 +10,23 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from newsflow.config import Settings, mask_url
-from newsflow.contract import ARTICLE_STATUSES, DONE, FAILED, QUEUED, RUNNING, STAGES
+from newsflow.contract import ARTICLE_STATUSES, DONE, FAILED, QUEUED, REQUIRED, RUNNING, STAGES
 from newsflow.db import read_scope
 from newsflow.delivery import batch_members
 from newsflow.errors import ServiceUnavailable
-from newsflow.models import Article, Batch, BatchArticle, Stage
+from newsflow.models import Article, Batch, BatchArticle, StageRow
 from producer import broker
 
 
 def _counts() -> tuple[Any, Any, Any]:
-    """Per article: its failed, done, and started (done or processing) stage rows."""
+    """Per article: its failed stage rows, its done rows of the stages it needs, and its
+    started (done or processing) rows."""
 
-    def count(*statuses: str) -> Any:
-        return func.sum(case((col(Stage.status).in_(statuses), 1), else_=0))
+    def count(*statuses: str, stages: tuple[str, ...] = STAGES) -> Any:
+        chosen = col(StageRow.status).in_(statuses) & col(StageRow.stage).in_(stages)
+        return func.sum(case((chosen, 1), else_=0))
 
-    return count(FAILED), count(DONE), count(DONE, RUNNING)
+    return count(FAILED), count(DONE, stages=REQUIRED), count(DONE, RUNNING)
 
 
 def status_rule(failed: Any, done: Any, started: Any) -> Any:
@@ -32,7 +34,7 @@ def status_rule(failed: Any, done: Any, started: Any) -> Any:
     stage failed, done when every stage is, queued while none has started."""
     return case(
         (failed > 0, FAILED),
-        (done >= len(STAGES), DONE),
+        (done >= len(REQUIRED), DONE),
         (started > 0, RUNNING),
         else_=QUEUED,
     )
@@ -42,7 +44,7 @@ def article_status() -> Any:
     """A subquery of (article_id, status), the status derived from the article's stages."""
     return (
         select(col(Article.id).label("article_id"), status_rule(*_counts()).label("status"))
-        .outerjoin(Stage, col(Stage.article_id) == col(Article.id))
+        .outerjoin(StageRow, col(StageRow.article_id) == col(Article.id))
         .group_by(col(Article.id))
         .subquery()
     )
@@ -56,7 +58,7 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
             col(BatchArticle.id),
             status_rule(*_counts()).label("status"),
         )
-        .outerjoin(Stage, col(Stage.article_id) == col(BatchArticle.article_id))
+        .outerjoin(StageRow, col(StageRow.article_id) == col(BatchArticle.article_id))
         .group_by(col(BatchArticle.batch_id), col(BatchArticle.id))
     )
     if batch_id is not None:
@@ -83,7 +85,9 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
                 "name": batch.name,
                 "created_at": batch.created_at.isoformat(timespec="seconds"),
                 "total": row.total if row else 0,
-                **{name: int(getattr(row, name) or 0) if row else 0 for name in ARTICLE_STATUSES},
+                **{
+                    s.value: int(getattr(row, s.value) or 0) if row else 0 for s in ARTICLE_STATUSES
+                },
                 "duplicates": batch.duplicates,
                 "rejected": batch.rejected,
             }
@@ -94,13 +98,13 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
 def finished_since(session: Session, since: datetime, batch_id: int | None = None) -> int:
     """Articles whose last stage finished after `since` (done or failed)."""
     last = (
-        select_columns(col(Stage.article_id), func.max(col(Stage.updated_at)).label("at"))
-        .where(col(Stage.status).in_((DONE, FAILED)))
-        .group_by(col(Stage.article_id))
-        .having(func.count() >= len(STAGES))
+        select_columns(col(StageRow.article_id), func.max(col(StageRow.updated_at)).label("at"))
+        .where(col(StageRow.status).in_((DONE, FAILED)), col(StageRow.stage).in_(REQUIRED))
+        .group_by(col(StageRow.article_id))
+        .having(func.count() >= len(REQUIRED))
     )
     if batch_id is not None:
-        last = last.where(col(Stage.article_id).in_(batch_members(batch_id)))
+        last = last.where(col(StageRow.article_id).in_(batch_members(batch_id)))
     sub = last.subquery()
     query = select_columns(func.count()).select_from(sub).where(sub.c.at >= since)
     return int(session.execute(query).scalar_one())
@@ -131,13 +135,18 @@ def stalled(
     """Unfinished stage rows of a batch with no sign of life for `older_than` seconds."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
     query = (
-        select(col(Stage.article_id), col(Stage.stage), col(Stage.status), col(Stage.updated_at))
-        .where(
-            col(Stage.article_id).in_(batch_members(batch_id)),
-            col(Stage.status).in_((QUEUED, RUNNING)),
-            col(Stage.updated_at) < cutoff,
+        select(
+            col(StageRow.article_id),
+            col(StageRow.stage),
+            col(StageRow.status),
+            col(StageRow.updated_at),
         )
-        .order_by(col(Stage.updated_at))
+        .where(
+            col(StageRow.article_id).in_(batch_members(batch_id)),
+            col(StageRow.status).in_((QUEUED, RUNNING)),
+            col(StageRow.updated_at) < cutoff,
+        )
+        .order_by(col(StageRow.updated_at))
         .limit(limit)
     )
     return [
@@ -155,11 +164,11 @@ def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[dict[str, Any]]:
     query = select(
-        col(Stage.article_id), col(Stage.stage), col(Stage.error), col(Stage.updated_at)
-    ).where(col(Stage.status) == FAILED)
+        col(StageRow.article_id), col(StageRow.stage), col(StageRow.error), col(StageRow.updated_at)
+    ).where(col(StageRow.status) == FAILED)
     if batch_id is not None:
-        query = query.where(col(Stage.article_id).in_(batch_members(batch_id)))
-    query = query.order_by(col(Stage.updated_at).desc()).limit(limit)
+        query = query.where(col(StageRow.article_id).in_(batch_members(batch_id)))
+    query = query.order_by(col(StageRow.updated_at).desc()).limit(limit)
     return [
         {
             "article_id": r.article_id,

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow.contract import QUEUED, STAGES
+from newsflow.contract import QUEUED, STAGES, Stage
 from newsflow.delivery import batch_members
 from newsflow.models import (
     Article,
@@ -21,7 +21,7 @@ from newsflow.models import (
     Entity,
     Keyphrase,
     Mention,
-    Stage,
+    StageRow,
     SummarySentence,
 )
 from producer.monitor import article_status
@@ -64,7 +64,7 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
         a.id: a for a in session.execute(select(Article).where(col(Article.id).in_(ids))).scalars()
     }
     statuses = _statuses(session, ids)
-    stages = _grouped(session, Stage, ids, col(Stage.stage))
+    stages = _grouped(session, StageRow, ids, col(StageRow.stage))
     entities = _grouped(session, Entity, ids, col(Entity.idx))
     mentions = _grouped(session, Mention, ids, col(Mention.entity_idx), col(Mention.idx))
     phrases = _grouped(session, Keyphrase, ids, col(Keyphrase.rank))
@@ -105,13 +105,13 @@ def _record(
     article: Article,
     status: str,
     member: BatchArticle,
-    stages: list[Stage],
+    stages: list[StageRow],
     entities: list[Entity],
     mentions: dict[int, list[Mention]],
     phrases: list[Keyphrase],
     sentences: list[SummarySentence],
 ) -> dict[str, Any]:
-    extract = next((s for s in stages if s.stage == "extract"), None)
+    extract = next((s for s in stages if s.stage == Stage.EXTRACT), None)
     dateline = (
         {"place": article.dateline_place, "date": article.dateline_date}
         if article.dateline_place or article.dateline_date

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from newsflow import delivery
 from newsflow.config import Settings, mask_url
+from newsflow.contract import Stage
 from newsflow.db import error_reason, insert, session_scope
 from newsflow.errors import NewsflowError, ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, table_of, utcnow
@@ -138,7 +139,7 @@ def store_slab(session: Session, batch_id: int, records: list[Record]) -> tuple[
         for digest, r in zip(digests, records, strict=True)
     ]
     session.execute(insert(session, table_of(BatchArticle)), members)
-    delivery.mark_queued(session, stage="clean", article_ids=fresh)
+    delivery.mark_queued(session, stage=Stage.CLEAN, article_ids=fresh)
     return sorted(set(ids.values())), len(fresh)
 
 
@@ -182,7 +183,7 @@ def store_batch(
             result.duplicates += len(slab) - fresh
             all_ids.extend(ids)
             if send is not None:
-                result.queued += delivery.dispatch(url, "clean", ids, send, settings.chunk_size)
+                result.queued += delivery.dispatch(url, Stage.CLEAN, ids, send, settings.chunk_size)
     except (SQLAlchemyError, NewsflowError) as exc:
         reason = error_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
         raise SubmitInterrupted(_interrupted(result, reason)) from exc

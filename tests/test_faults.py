@@ -27,7 +27,7 @@ from newsflow.config import Settings
 from newsflow.db import session_scope
 from newsflow.delivery import chunked
 from newsflow.errors import ServiceUnavailable
-from newsflow.models import Batch, Entity, Keyphrase, Mention, Stage, SummarySentence
+from newsflow.models import Batch, Entity, Keyphrase, Mention, StageRow, SummarySentence
 from producer.embedded import EmbeddedRedis
 from producer.sources import from_mapping
 from producer.submit import store_batch
@@ -59,7 +59,7 @@ def row_counts(url: str) -> dict[str, int]:
     with session_scope(url) as session:
         return {
             table.__name__: session.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in (Stage, Entity, Mention, Keyphrase, SummarySentence)
+            for table in (StageRow, Entity, Mention, Keyphrase, SummarySentence)
         }
 
 

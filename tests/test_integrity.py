@@ -28,7 +28,7 @@ from newsflow.config import Settings
 from newsflow.contract import EXTRACT
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_LIVE, SKIP_RUNNING, SKIP_SENT
-from newsflow.models import Entity, Keyphrase, Mention, Stage, SummarySentence, utcnow
+from newsflow.models import Entity, Keyphrase, Mention, StageRow, SummarySentence, utcnow
 from producer.broker import queue_depths, redis_client, sender
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
@@ -66,13 +66,15 @@ def counts(url: str) -> dict[str, int]:
 
 def runs(url: str, stage: str) -> dict[int, int]:
     with session_scope(url) as session:
-        rows = session.execute(select(Stage.article_id, Stage.runs).where(Stage.stage == stage))
+        rows = session.execute(
+            select(StageRow.article_id, StageRow.runs).where(StageRow.stage == stage)
+        )
         return dict(rows.all())  # type: ignore[arg-type]
 
 
 def stage_rows(url: str) -> list[Any]:
     with session_scope(url) as session:
-        return list(session.execute(select(Stage.stage, Stage.status, Stage.error)).all())
+        return list(session.execute(select(StageRow.stage, StageRow.status, StageRow.error)).all())
 
 
 def queues_empty(stack: Stack) -> bool:
@@ -119,8 +121,8 @@ def test_concurrent_deliveries_of_one_chunk_store_one_copy(stack: Stack, task_id
             session.execute(text(SLOW_MENTIONS))
         # As if extract's message were in flight and delivered twice at once.
         session.execute(
-            update(Stage)
-            .where(Stage.stage == "extract")
+            update(StageRow)
+            .where(StageRow.stage == "extract")
             .values(status="queued", sent_at=None, claim=None)
         )
     ids = sorted(ran)
@@ -275,7 +277,7 @@ def test_a_retry_is_not_a_death_but_a_redelivery_is(database_url: str) -> None:
 
     def attempts() -> set[int]:
         with session_scope(database_url) as session:
-            rows = session.execute(select(Stage.attempts).where(Stage.stage == "clean"))
+            rows = session.execute(select(StageRow.attempts).where(StageRow.stage == "clean"))
             return set(rows.scalars())
 
     assert start("task-1#0").ids == ids
@@ -295,7 +297,7 @@ def test_recovery_leaves_a_long_backlog_alone_and_resends_what_the_broker_lost(
 
     batch = stack.client.submit(corpus(40))  # no worker: the messages wait in Redis
     with session_scope(stack.settings.database_url) as session:  # waiting for two hours
-        session.execute(update(Stage).values(sent_at=utcnow() - timedelta(hours=2)))
+        session.execute(update(StageRow).values(sent_at=utcnow() - timedelta(hours=2)))
     sent: list[tuple[str, list[int]]] = []
 
     def record(stage: str, ids: list[int]) -> None:
@@ -400,3 +402,23 @@ def test_database_outage_longer_than_the_retry_budget_heals_itself(
             ).all()
         assert doubled == []
         db.get_engine(direct_url).dispose()
+
+
+def test_an_article_is_done_when_the_stages_it_needs_are_done(database_url: str) -> None:
+    """Rows of a stage outside REQUIRED (one added later, for some articles only) neither
+    finish an article nor keep a finished one from being done."""
+    from producer.monitor import batch_progress
+    from producer.sources import from_mapping
+    from producer.submit import store_batch
+
+    records = [from_mapping(r, source="t", line=i, limit=10**6) for i, r in enumerate(corpus(2))]
+    result, (first, second) = store_batch(Settings(database_url=database_url), records, name=None)
+    with session_scope(database_url) as session:
+        session.execute(update(StageRow).values(status="done"))  # clean, queued at submit
+        for article_id, summarized in ((first, "done"), (second, "queued")):
+            session.add(StageRow(article_id=article_id, stage="extract", status="done"))
+            session.add(StageRow(article_id=article_id, stage="summarize", status=summarized))
+            session.add(StageRow(article_id=article_id, stage="translate", status="done"))
+    with session_scope(database_url) as session:
+        (progress,) = batch_progress(session, result.batch_id)
+    assert (progress["done"], progress["processing"]) == (1, 1)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_SENT
-from newsflow.models import Article, Entity, Mention, Stage, SummarySentence
+from newsflow.models import Article, Entity, Mention, StageRow, SummarySentence
 from producer.broker import queue_depths, redis_client, sender_of
 from tests.conftest import ROOT, SHARED, Stack
 
@@ -31,7 +31,7 @@ def _table_counts(stack: Stack) -> dict[str, int]:
     with session_scope(stack.settings.database_url) as session:
         return {
             table.__name__: session.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in (Article, Stage, Entity, Mention, SummarySentence)
+            for table in (Article, StageRow, Entity, Mention, SummarySentence)
         }
 
 
@@ -130,7 +130,7 @@ def test_resubmitting_processes_nothing_again(
 
 def _runs(stack: Stack) -> int:
     with session_scope(stack.settings.database_url) as session:
-        return int(session.execute(select(func.sum(Stage.runs))).scalar_one())
+        return int(session.execute(select(func.sum(StageRow.runs))).scalar_one())
 
 
 def test_a_redelivered_message_changes_nothing(

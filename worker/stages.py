@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsflow.config import Settings, get_settings, mask_secrets
+from newsflow.contract import Stage
 from newsflow.db import error_reason, session_scope
 from newsflow.errors import PermanentError
 from newsflow.models import utcnow
@@ -147,7 +148,7 @@ def run_clean(
     claim: str | None = None,
 ) -> ChunkResult:
     """Clean the articles; the ids that cleaned go forward to the next stages."""
-    ids, resend = _begin(url, "clean", article_ids, claim)
+    ids, resend = _begin(url, Stage.CLEAN, article_ids, claim)
     if not ids:
         return ChunkResult(resend=resend)
     with session_scope(url) as session:
@@ -271,7 +272,7 @@ def run_extract(
     settings = get_settings()
     nlp = get_nlp()
     max_chars = min(nlp.max_length, settings.max_extract_chars)
-    rows, outcomes, resend = _begin_cleaned(url, "extract", article_ids, claim, max_chars)
+    rows, outcomes, resend = _begin_cleaned(url, Stage.EXTRACT, article_ids, claim, max_chars)
     if not rows and not outcomes:
         return ChunkResult(resend=resend)
     with nlp.memory_zone():  # frees the strings this chunk added to the vocab
@@ -317,7 +318,7 @@ def run_summarize(
 ) -> ChunkResult:
     """Extractive summaries of the cleaned articles."""
     settings = get_settings()
-    accepted, refused, resend = _begin_cleaned(url, "summarize", article_ids, claim)
+    accepted, refused, resend = _begin_cleaned(url, Stage.SUMMARIZE, article_ids, claim)
     if not accepted and not refused:
         return ChunkResult(resend=resend)
     rows = {row.id: row for row in accepted}

@@ -16,9 +16,9 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from newsflow import __version__, delivery
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, Stage
 from newsflow.db import insert
-from newsflow.models import Article, Entity, Keyphrase, Mention, Stage, SummarySentence, utcnow
+from newsflow.models import Article, Entity, Keyphrase, Mention, StageRow, SummarySentence, utcnow
 
 ERROR_CHARS = 1000  # a stored error is a reason for a person, not a dump
 
@@ -55,9 +55,11 @@ def load_clean(session: Session, article_ids: Sequence[int]) -> list[CleanRow]:
     """The articles whose clean stage is done, with what the next stages read."""
     query = (
         select(col(Article.id), col(Article.text), col(Article.title), col(Article.language))
-        .join(Stage, col(Stage.article_id) == col(Article.id))
+        .join(StageRow, col(StageRow.article_id) == col(Article.id))
         .where(
-            col(Article.id).in_(article_ids), col(Stage.stage) == "clean", col(Stage.status) == DONE
+            col(Article.id).in_(article_ids),
+            col(StageRow.stage) == Stage.CLEAN,
+            col(StageRow.status) == DONE,
         )
         .order_by(col(Article.id))
     )
@@ -94,9 +96,9 @@ def lock(session: Session, *, stage: str, article_ids: Sequence[int]) -> None:
     serialises every writing transaction.)
     """
     session.execute(
-        select(col(Stage.article_id))
-        .where(col(Stage.stage) == stage, col(Stage.article_id).in_(article_ids))
-        .order_by(col(Stage.article_id))
+        select(col(StageRow.article_id))
+        .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids))
+        .order_by(col(StageRow.article_id))
         .with_for_update()
     )
 
@@ -123,18 +125,18 @@ def start(
     chunk is split into one message per article, so the culprit runs alone.
     """
     ids = sorted(set(article_ids))
-    if stage == "clean":  # rows of later stages come with the clean result, never before
+    if stage == Stage.CLEAN:  # rows of later stages come with the clean result, never before
         delivery.mark_queued(session, stage=stage, article_ids=ids)
     rows = session.execute(
         select_columns(
-            col(Stage.article_id),
-            col(Stage.status),
-            col(Stage.attempts),
-            col(Stage.claim),
-            col(Stage.updated_at),
+            col(StageRow.article_id),
+            col(StageRow.status),
+            col(StageRow.attempts),
+            col(StageRow.claim),
+            col(StageRow.updated_at),
         )
-        .where(col(Stage.stage) == stage, col(Stage.article_id).in_(ids))
-        .order_by(col(Stage.article_id))
+        .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(ids))
+        .order_by(col(StageRow.article_id))
         .with_for_update()
     ).all()
     result = Start(ids=[], unknown=sorted(set(ids) - {row.article_id for row in rows}))
@@ -172,14 +174,14 @@ def start(
         by_attempts.setdefault(attempts[article_id], []).append(article_id)
     for count, same_count in by_attempts.items():
         session.execute(
-            update(Stage)
-            .where(col(Stage.stage) == stage, col(Stage.article_id).in_(same_count))
+            update(StageRow)
+            .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(same_count))
             .values(
                 status=status,
                 attempts=count,
                 claim=claim if status == RUNNING else None,
                 sent_at=now,
-                runs=col(Stage.runs) + (1 if status == RUNNING else 0),
+                runs=col(StageRow.runs) + (1 if status == RUNNING else 0),
                 updated_at=now,
             )
         )
@@ -211,7 +213,7 @@ def save_stages(
         }
         for o in outcomes
     ]
-    statement = insert(session, Stage).values(rows)
+    statement = insert(session, StageRow).values(rows)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["article_id", "stage"],
@@ -250,10 +252,10 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
             "guessed_published": c.published,  # the submitter's date stays as given
         }
         rows.append(row)
-    lock(session, stage="clean", article_ids=[o.article_id for o in outcomes])
+    lock(session, stage=Stage.CLEAN, article_ids=[o.article_id for o in outcomes])
     if rows:
         session.execute(update(Article), rows)
-    save_stages(session, stage="clean", outcomes=outcomes)
+    save_stages(session, stage=Stage.CLEAN, outcomes=outcomes)
     cleaned = [row["id"] for row in rows]
     for stage in AFTER_CLEAN:  # queued with the clean result, sent once it is committed
         delivery.mark_queued(session, stage=stage, article_ids=cleaned)
@@ -262,7 +264,7 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
 def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -> None:
     """Replace the entities, mentions and keyphrases of these articles."""
     ids = [o.article_id for o in outcomes]
-    lock(session, stage="extract", article_ids=ids)
+    lock(session, stage=Stage.EXTRACT, article_ids=ids)
     for table in (Mention, Entity, Keyphrase):
         session.execute(delete(table).where(col(table.article_id).in_(ids)))
     entities: list[dict[str, Any]] = []
@@ -303,13 +305,13 @@ def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -
     for table, rows in ((Entity, entities), (Mention, mentions), (Keyphrase, phrases)):
         if rows:
             session.execute(insert(session, table), rows)
-    save_stages(session, stage="extract", outcomes=outcomes, model=model)
+    save_stages(session, stage=Stage.EXTRACT, outcomes=outcomes, model=model)
 
 
 def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
     """Replace the summary sentences of these articles."""
     ids = [o.article_id for o in outcomes]
-    lock(session, stage="summarize", article_ids=ids)
+    lock(session, stage=Stage.SUMMARIZE, article_ids=ids)
     session.execute(delete(SummarySentence).where(col(SummarySentence.article_id).in_(ids)))
     rows = [
         {
@@ -326,4 +328,4 @@ def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
     ]
     if rows:
         session.execute(insert(session, SummarySentence), rows)
-    save_stages(session, stage="summarize", outcomes=outcomes)
+    save_stages(session, stage=Stage.SUMMARIZE, outcomes=outcomes)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from newsflow import delivery
 from newsflow.config import get_settings
-from newsflow.contract import AFTER_CLEAN, CLEAN, EXTRACT, SUMMARIZE, TASK_FOR_STAGE
+from newsflow.contract import AFTER_CLEAN, CLEAN, EXTRACT, SUMMARIZE, TASK_FOR_STAGE, Stage
 from newsflow.errors import TransientError
 from worker import stages
 from worker.app import app
@@ -28,7 +28,7 @@ Runner = Callable[..., stages.ChunkResult]
 
 def send(stage: str, article_ids: list[int]) -> None:
     """One message of article ids to `stage`'s queue."""
-    app.send_task(TASK_FOR_STAGE[stage], args=[article_ids])
+    app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[article_ids])
 
 
 def _retry(task: Task, exc: BaseException) -> BaseException:
@@ -57,7 +57,7 @@ def _run(task: Task, stage: str, runner: Runner, article_ids: list[int]) -> int:
         result = runner(url, article_ids, (SoftTimeLimitExceeded,), claim)
         for chunk in result.resend:
             send(stage, chunk)
-        if stage == "clean":  # also what an earlier try cleaned but could not send on
+        if stage == Stage.CLEAN:  # also what an earlier try cleaned but could not send on
             for after in AFTER_CLEAN:
                 delivery.dispatch(url, after, article_ids, send, settings.chunk_size)
         return result.stored
@@ -80,14 +80,14 @@ def _run(task: Task, stage: str, runner: Runner, article_ids: list[int]) -> int:
 
 @app.task(name=CLEAN, bind=True)
 def clean(self: Task, article_ids: list[int]) -> int:
-    return _run(self, "clean", stages.run_clean, article_ids)
+    return _run(self, Stage.CLEAN, stages.run_clean, article_ids)
 
 
 @app.task(name=EXTRACT, bind=True)
 def extract(self: Task, article_ids: list[int]) -> int:
-    return _run(self, "extract", stages.run_extract, article_ids)
+    return _run(self, Stage.EXTRACT, stages.run_extract, article_ids)
 
 
 @app.task(name=SUMMARIZE, bind=True)
 def summarize(self: Task, article_ids: list[int]) -> int:
-    return _run(self, "summarize", stages.run_summarize, article_ids)
+    return _run(self, Stage.SUMMARIZE, stages.run_summarize, article_ids)
