@@ -36,10 +36,12 @@ from bench.soak import duplicates
 from bench.throughput import scratch_postgres
 from newsflow import db
 from newsflow.config import Settings
+from newsflow.contract import QUEUES
 from newsflow.db import session_scope
 from newsflow.models import StageRow
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
+from producer.local import worker_command
 
 # The workers' budget: 3 retries at most 5 s apart (~15 s) against a 45 s outage; lost
 # work is looked for every 10 s and counted lost after 60 s without a sign of life.
@@ -67,10 +69,12 @@ class Workers:
         self.kills = 0
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-                   "--concurrency", "1", "--loglevel", "WARNING", "--queues",
-                   "clean,extract,summarize", "--hostname", f"chaos-{len(self.processes)}@%h",
-                   "--without-gossip", "--without-mingle"]  # fmt: skip
+        command = worker_command(
+            queues=",".join(QUEUES),
+            concurrency=1,
+            loglevel="WARNING",
+            name=f"chaos-{len(self.processes)}",
+        )
         with self.log.open("ab") as log:
             self.processes.append(
                 subprocess.Popen(

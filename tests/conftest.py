@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -19,8 +18,10 @@ import redis
 
 from newsflow import config, db
 from newsflow.config import Settings
+from newsflow.contract import QUEUES
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
+from producer.local import worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -131,13 +132,19 @@ class Stack:
             **env_overrides,
         }
         assert self.log is not None
+        command = worker_command(
+            queues=",".join(QUEUES),
+            concurrency=concurrency,
+            loglevel="INFO",
+            name=f"test-{uuid.uuid4().hex[:6]}",
+        )
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency",
-             str(concurrency), "--loglevel", "INFO", "--queues", "clean,extract,summarize",
-             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h",
-             "--without-gossip", "--without-mingle"],
-            env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            command,
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.workers.append(self.worker)
         return self.worker
 
