@@ -1,25 +1,44 @@
-"""The Celery app of the workers: shared config from the contract, one spaCy load per process."""
+"""The Celery app of the workers: shared config from the contract, one spaCy load per process.
+
+Importing this module only builds the app object that `celery -A worker.app` looks for.
+The settings are read when Celery first needs its configuration, and the thread limits
+are set by the signal Celery sends just before it imports the task modules (and with
+them spaCy and numpy).
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import import_modules, worker_process_init, worker_ready, worker_shutdown
+
+from newsflow.config import get_settings
+from newsflow.contract import celery_config
 
 # One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
 # threads on top of them only fight over the same cores.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+THREAD_LIMITS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-from celery import Celery  # noqa: E402
-from celery.signals import worker_process_init, worker_ready, worker_shutdown  # noqa: E402
 
-from newsflow.config import get_settings  # noqa: E402
-from newsflow.contract import celery_config  # noqa: E402
+def configuration() -> dict[str, Any]:
+    """The worker app's Celery configuration, from the NEWSFLOW_* settings in force."""
+    settings = get_settings()
+    return {**celery_config(settings), "broker_url": settings.broker()}
 
-settings = get_settings()
+
 app = Celery("newsflow", include=["worker.tasks"])
-app.conf.update(celery_config(settings), broker_url=settings.broker())
+app.add_defaults(configuration)  # a promise: read on first use, not at import
 _recovery: list[threading.Event] = []  # set to stop the loop
+
+
+@import_modules.connect
+def _limit_threads(**_: object) -> None:
+    """Before the task modules load numpy: BLAS reads its thread count once, at load."""
+    for name in THREAD_LIMITS:
+        os.environ.setdefault(name, "1")
 
 
 @worker_process_init.connect
@@ -36,6 +55,7 @@ def _start_recovery(**_: object) -> None:
     """The recovery loop runs in the worker's main process, beside the pool."""
     from worker import recovery, tasks
 
+    settings = get_settings()
     if settings.recovery_interval > 0:
         _recovery.append(recovery.start(settings, tasks.send))
 
