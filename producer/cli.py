@@ -25,14 +25,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
 from newsflow import db
 from newsflow.config import Settings, get_settings, mask_secrets, mask_url, use
 from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
-from newsflow.db import read_scope
 from newsflow.errors import NewsflowError
-from producer import monitor, results
 from producer.client import Client
 from producer.embedded import EmbeddedRedis, is_running
 from producer.local import LocalWorkers, worker_command, worker_env
@@ -287,17 +284,17 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Queues, workers, batch progress and latest failures."""
-    settings = _settings()
+    client = Client(_settings())
     if as_json:
-        out.print_json(json.dumps(monitor.status(settings, batch_id=batch)))
+        out.print_json(json.dumps(client.status(batch_id=batch)))
         return
     if not watch:
-        out.print(_status_view(monitor.status(settings, batch_id=batch)))
+        out.print(_status_view(client.status(batch_id=batch)))
         return
-    with Live(_status_view(monitor.status(settings, batch_id=batch)), console=out) as live:
+    with Live(_status_view(client.status(batch_id=batch)), console=out) as live:
         while True:
             time.sleep(2)
-            live.update(_status_view(monitor.status(settings, batch_id=batch)))
+            live.update(_status_view(client.status(batch_id=batch)))
 
 
 @app.command()
@@ -350,8 +347,7 @@ def requeue(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the tables to the latest schema."""
-    settings = _settings()
-    db.upgrade(settings.database_url)
+    Client(_settings()).upgrade()
     err.print("database schema is up to date", highlight=False)
 
 
@@ -414,22 +410,29 @@ def results_list(
     """Articles with their status, a page at a time."""
     if status is not None and status not in ARTICLE_STATUSES:
         raise typer.BadParameter(f"unknown status {status!r}; choose from {list(ARTICLE_STATUSES)}")
-    with read_scope(_settings().database_url) as session:
-        if batch is not None:
-            _known_batch(session, batch)
-        filters = results.Filters(batch, status, entity, agency, language, since, until)
-        rows = [
-            {
-                "id": r["id"],
-                "batch_id": r["batch_id"],
-                "status": r["status"],
-                "title": r["title"],
-                "agency": r["agency"],
-                "entities": [e["name"] for e in r["entities"][:3]],
-                "errors": {s: v["error"] for s, v in r["stages"].items() if v["error"]},
-            }
-            for r in results.page(session, filters, limit=limit, offset=(page - 1) * limit)
-        ]
+    found = Client(_settings()).page(
+        limit=limit,
+        offset=(page - 1) * limit,
+        batch_id=batch,
+        status=status,
+        entity=entity,
+        agency=agency,
+        language=language,
+        since=since,
+        until=until,
+    )
+    rows = [
+        {
+            "id": r["id"],
+            "batch_id": r["batch_id"],
+            "status": r["status"],
+            "title": r["title"],
+            "agency": r["agency"],
+            "entities": [e["name"] for e in r["entities"][:3]],
+            "errors": {s: v["error"] for s, v in r["stages"].items() if v["error"]},
+        }
+        for r in found
+    ]
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
@@ -460,15 +463,12 @@ def results_export(
     """Every record, streamed (constant memory) as JSONL or one CSV row per article."""
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter("--format must be jsonl or csv")
-    filters = results.Filters(batch_id=batch, status=status)
-    with read_scope(_settings().database_url) as session:
-        if batch is not None:
-            _known_batch(session, batch)
-        if output is None:
-            count = results.export(session, sys.stdout, fmt=fmt, filters=filters)
-        else:
-            with _replacing(output) as target:  # FILE is untouched unless the export completes
-                count = results.export(session, target, fmt=fmt, filters=filters)
+    client = Client(_settings())
+    if output is None:
+        count = client.export(sys.stdout, fmt=fmt, batch_id=batch, status=status)
+    else:
+        with _replacing(output) as target:  # FILE is untouched unless the export completes
+            count = client.export(target, fmt=fmt, batch_id=batch, status=status)
     err.print(f"exported {count} records", highlight=False)
 
 
@@ -485,23 +485,16 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
         raise
 
 
-def _known_batch(session: Session, batch_id: int) -> None:
-    if not monitor.batch_progress(session, batch_id):
-        raise NewsflowError(f"no batch {batch_id}; `newsflow status` lists the batches")
-
-
 @results_app.command("search")
 def results_search(
     entity: Annotated[str, typer.Option(help="Entity name or alias, any case.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Articles that mention an entity."""
-    with read_scope(_settings().database_url) as session:
-        ids = results.article_ids(session, results.Filters(entity=entity), limit=500)
-        rows = [
-            {"id": r["id"], "title": r["title"], "agency": r["agency"]}
-            for r in results.records(session, ids)
-        ]
+    rows = [
+        {"id": r["id"], "title": r["title"], "agency": r["agency"]}
+        for r in Client(_settings()).search(entity)
+    ]
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
+from sqlmodel import Session
 
 from newsflow import db
 from newsflow.config import Settings, get_settings
 from newsflow.db import read_scope
 from newsflow.delivery import Reopened
+from newsflow.errors import NewsflowError
 from producer import monitor, results, submit
 from producer.progress import progress_bar
 from producer.sources import read_inputs
@@ -109,6 +111,26 @@ class Client:
             )
         return "; ".join(lines)
 
+    def page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> list[dict[str, Any]]:
+        """One page of output records (per submission within a batch); filters as in
+        results.Filters. An unknown batch raises NewsflowError."""
+        with read_scope(self.settings.database_url) as session:
+            _known_batch(session, filters.get("batch_id"))
+            return results.page(session, results.Filters(**filters), limit=limit, offset=offset)
+
+    def export(self, out: IO[str], *, fmt: str = "jsonl", **filters: Any) -> int:
+        """Every record matching the filters written to `out` as JSONL or CSV, streamed in
+        constant memory; returns how many."""
+        with read_scope(self.settings.database_url) as session:
+            _known_batch(session, filters.get("batch_id"))
+            return results.export(session, out, fmt=fmt, filters=results.Filters(**filters))
+
+    def search(self, entity: str, *, limit: int = 500) -> list[dict[str, Any]]:
+        """Output records of the articles that mention an entity (name or alias, any case)."""
+        with read_scope(self.settings.database_url) as session:
+            ids = results.article_ids(session, results.Filters(entity=entity), limit=limit)
+            return results.records(session, ids)
+
     def results(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Output records, streamed a page at a time; filters as in results.Filters
         (batch_id, status, entity, agency, language, since, until)."""
@@ -139,3 +161,8 @@ class Client:
     ) -> Reopened:
         """Send again what has no live message (see submit.requeue); says what it skipped."""
         return submit.requeue(self.settings, batch_id, stage=stage, failed=failed, force=force)
+
+
+def _known_batch(session: Session, batch_id: int | None) -> None:
+    if batch_id is not None and not monitor.batch_progress(session, batch_id):
+        raise NewsflowError(f"no batch {batch_id}; `newsflow status` lists the batches")
