@@ -41,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.abbreviations import POSSESSIVE_S, definitions, spelled_initials
 from worker.labels import country, cues, squash
 from worker.names import RELABEL_TO_PERSON, Name, names
 
@@ -54,9 +55,6 @@ NOT_SURNAMES = frozenset(
     """january february march april may june july august september october november
     december monday tuesday wednesday thursday friday saturday sunday will new the""".split()
 )
-POSSESSIVE_S = frozenset({"'s", "’s"})
-# Lower-case words inside a spelled-out name: "Office of the Deputy Prime Minister".
-CONNECTORS = frozenset({"of", "for", "and", "the", "&", "de", "on", "in", "to"})
 # What may follow a possessive 's when it is one: "Google's [new] [2004] profits".
 OWNED_POS = frozenset({"NOUN", "PROPN", "ADJ", "NUM", "ADV"})
 
@@ -138,39 +136,12 @@ def _contains(longer: list[str], shorter: list[str]) -> bool:
     return any(longer[i : i + n] == shorter for i in range(len(longer) - n + 1))
 
 
-def _abbreviation(token: Any) -> bool:
-    """A token that can be an abbreviation: "IEA", "BoE", "Opec", "Tara"."""
-    text = token.text
-    return 2 <= len(text) <= 8 and text.replace("&", "").isalpha() and text[0].isupper()
-
-
 def _spelled_initials(group: _Group) -> str | None:
-    """The initials of a name of several capitalised words that is not a person's
-    ("European Union" -> "EU"), which its abbreviation may stand for without brackets."""
-    words = [w for w in re.split(r"[\s&]+", group.fullest) if w.lower() not in CONNECTORS]
-    if group.votes["PERSON"] > sum(group.votes.values()) / 2 or not 2 <= len(words) <= 6:
+    """The initials an abbreviation of this group's name would spell, unless it is a
+    person's name."""
+    if group.votes["PERSON"] > group.votes.total() / 2:
         return None
-    if not all(w[:1].isupper() and w.isalpha() for w in words):
-        return None
-    return "".join(w[0] for w in words)
-
-
-def _letters(abbr: str) -> list[str]:
-    """The letters an abbreviation spells: its capitals ("BoE" -> B, E), or all of its
-    letters when it is written as a word ("Opec" -> O, P, E, C)."""
-    capitals = [c for c in abbr if c.isupper()]
-    return capitals if len(capitals) >= 2 else [c.upper() for c in abbr if c.isalpha()]
-
-
-def _initials_match(full: str, abbr: str) -> bool:
-    """True when the abbreviation's letters are the initials of the capitalised words
-    ending `full`: "International Energy Agency" / "IEA", "Bank of England" / "BoE",
-    "Organisation of the Petroleum Exporting Countries" / "Opec"."""
-    letters = _letters(abbr)
-    words = [w for w in re.split(r"[\s&]+", full) if w[:1].isupper()]
-    if len(letters) < 2 or len(words) < len(letters):
-        return False
-    return [w[0] for w in words[-len(letters) :]] == letters
+    return spelled_initials(group.fullest)
 
 
 class _Builder:
@@ -268,53 +239,12 @@ class _Builder:
                 longer[0].long_form = longer[0].long_form or longer[0].fullest
 
     def link_abbreviations(self) -> None:
-        """An abbreviation defined in brackets, "International Energy Agency (IEA)" or
-        "Tara (Total Abstract Rendering Architecture)", becomes a mention of the full
-        name's entity; unify() then brings the abbreviation's other uses along. A full
-        name spaCy missed or cut ("The Office of the Deputy" for "Office of the Deputy
-        Prime Minister (ODPM)") is read from the capitalised words before the bracket."""
+        """An abbreviation defined in brackets becomes a mention of the full name's entity
+        (worker/abbreviations.py finds them); unify() then brings its other uses along."""
         owner = {(m.start, m.end): (g, m) for g in self.groups.values() for m in g.mentions}
-        doc, text = self.doc, self.text
-        for bracket in (t for t in doc[1:-2] if t.text == "("):
-            closing = next((t for t in doc[bracket.i + 2 : bracket.i + 12] if t.text == ")"), None)
-            inner, last = doc[bracket.i + 1], doc[bracket.i - 1]
-            if last.lower_ in POSSESSIVE_S:  # "Standard & Poor's (S&P)"
-                last = doc[bracket.i - 2]
-            before = next((span for span in owner if span[1] == last.idx + len(last)), None)
-            inside = next((span for span in owner if span[0] == inner.idx), None)
-            if closing is None:
-                continue
-            if closing.i == inner.i + 1 and _abbreviation(inner):  # "Full Name (ABBR)"
-                short = (inner.idx, inner.idx + len(inner))
-                full = before
-                if full is None or not _initials_match(text[slice(*full)], inner.text):
-                    full = self._spelled_out(bracket.i, inner.text)
-            elif before and before[0] == last.idx and _abbreviation(last) and inside:
-                full, short = inside, before  # "ABBR (Full Name)"
-                if inside[1] > closing.idx or not _initials_match(text[slice(*full)], last.text):
-                    continue
-            else:
-                continue
-            if full is not None:
-                self._join(full, short, owner)
+        for full, short in definitions(self.doc, set(owner)):
+            self._join(full, short, owner)
         self.groups = {key: group for key, group in self.groups.items() if group.mentions}
-
-    def _spelled_out(self, bracket: int, abbr: str) -> tuple[int, int] | None:
-        """The capitalised words just before a bracket whose initials spell the
-        abbreviation in it, as a character span."""
-        letters, words = _letters(abbr), list[Any]()
-        i = bracket - 1
-        while i >= 0 and len(words) < len(letters):
-            token = self.doc[i]
-            if token.text[:1].isupper():
-                words.append(token)
-            elif token.lower_ not in CONNECTORS:
-                return None
-            i -= 1
-        if [w.text[0] for w in reversed(words)] != letters:
-            return None
-        last = self.doc[bracket - 1]
-        return words[-1].idx, last.idx + len(last)
 
     def _join(
         self,
