@@ -18,18 +18,18 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsflow import db
 from newsflow.config import Settings, get_settings, mask_secrets, mask_url, use
 from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
 from newsflow.errors import NewsflowError
+from producer import views
 from producer.client import Client
 from producer.embedded import EmbeddedRedis, is_running
 from producer.local import LocalWorkers, worker_command, worker_env
@@ -156,32 +156,13 @@ def run(
             json.dumps({**result.as_dict(), "progress": progress, "seconds": round(seconds, 2)})
         )
     else:
-        out.print(_results_table(records))
+        out.print(views.results_table(records))
         err.print(
             f"{progress['done']} done, {progress['failed']} failed in {seconds:.1f} s; "
             f"see `newsflow results show ID` or `newsflow results export`",
             highlight=False,
         )
     raise typer.Exit(1 if result.rejected or progress["failed"] else 0)
-
-
-def _results_table(records: list[dict[str, Any]]) -> Table:
-    table = Table(title="newsflow results")
-    for column in ("id", "title", "agency", "top entities", "summary", "status"):
-        table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
-    for r in records:
-        names = ", ".join(e["name"] for e in r["entities"][:3])
-        status = r["status"] if r["status"] != "failed" else "[red]failed"
-        title = r["title"] or f"({r['external_id'] or r['submitted_from'] or 'untitled'})"
-        table.add_row(
-            str(r["id"]),
-            shown(title[:60]),
-            shown(r["agency"] or ""),
-            shown(names),
-            f"{len(r['summary']['sentences'])} sent.",
-            status,
-        )
-    return table
 
 
 @app.command()
@@ -230,53 +211,6 @@ def broker(
             time.sleep(0.5)
 
 
-def _status_view(report: dict[str, Any]) -> Table:
-    grid = Table.grid(padding=(0, 1))
-    queues = Table(title="queues")
-    for column in ("queue", "ready", "unacked"):
-        queues.add_column(column)
-    for name, depth in report["queues"].items():
-        queues.add_row(name, str(depth["ready"]), str(depth["unacked"]))
-    if report["broker"]["error"]:
-        grid.add_row(f"[red]{shown(report['broker']['error'])}")
-    else:
-        grid.add_row(queues)
-        workers = (
-            ", ".join(
-                f"{w['name']} ({w['concurrency']} proc, {w['active']} active, "
-                f"up {w['uptime_s']} s, answered {w['last_seen'][11:19]} UTC)"
-                for w in report["workers"]
-            )
-            or "none answered"
-        )
-        grid.add_row(f"workers: {shown(workers)}")
-    batches = Table(title="batches")
-    for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress", "per min 1m/5m", "ETA"):
-        batches.add_column(column)
-    for b in report["batches"]:
-        share = (b["done"] + b["failed"]) / b["total"] if b["total"] else 1.0
-        bar = "█" * int(share * 20) + "·" * (20 - int(share * 20))
-        eta = f"{b['eta_seconds'] // 60}m{b['eta_seconds'] % 60:02d}s" if b["eta_seconds"] else ""
-        batches.add_row(
-            str(b["id"]),
-            shown(b["name"] or ""),
-            str(b["total"]),
-            *(str(b[s]) for s in ARTICLE_STATUSES),
-            f"{bar} {share:.0%}",
-            f"{b['per_minute_1m']:.0f}/{b['per_minute_5m']:.0f}",
-            eta,
-        )
-    grid.add_row(batches)
-    if report["failures"]:
-        failures = Table(title="latest failures")
-        for column in ("article", "stage", "reason"):
-            failures.add_column(column)
-        for f in report["failures"]:
-            failures.add_row(str(f["article_id"]), f["stage"], shown(f["error"] or ""))
-        grid.add_row(failures)
-    return grid
-
-
 @app.command()
 def status(
     batch: BatchOption = None,
@@ -289,12 +223,12 @@ def status(
         out.print_json(json.dumps(client.status(batch_id=batch)))
         return
     if not watch:
-        out.print(_status_view(client.status(batch_id=batch)))
+        out.print(views.status_view(client.status(batch_id=batch)))
         return
-    with Live(_status_view(client.status(batch_id=batch)), console=out) as live:
+    with Live(views.status_view(client.status(batch_id=batch)), console=out) as live:
         while True:
             time.sleep(2)
-            live.update(_status_view(client.status(batch_id=batch)))
+            live.update(views.status_view(client.status(batch_id=batch)))
 
 
 @app.command()
@@ -361,37 +295,7 @@ def results_show(article_id: int, as_json: JsonFlag = False) -> None:
     if as_json:
         out.print_json(json.dumps(record, ensure_ascii=False))
         return
-    dateline = record["dateline"] or {}
-    title = shown(record["title"] or "(untitled)")
-    out.print(f"[bold]{title}[/]  #{record['id']} {record['status']}", highlight=False)
-    for key in ("external_id", "agency", "byline", "language", "published", "url", "source"):
-        if record[key]:
-            out.print(f"{key}: {shown(record[key])}", highlight=False)
-    if dateline:
-        place_date = ", ".join(v for v in dateline.values() if v)
-        out.print(f"dateline: {shown(place_date)}", highlight=False)
-    out.print(f"\n[bold]summary[/]\n{shown(record['summary']['text'])}\n", highlight=False)
-    entities = Table(title="entities")
-    for column in ("name", "label", "count", "salience", "aliases"):
-        entities.add_column(column)
-    for e in record["entities"][:15]:
-        entities.add_row(
-            shown(e["name"]),
-            e["label"],
-            str(e["count"]),
-            f"{e['salience']:.3f}",
-            shown(", ".join(e["aliases"])),
-        )
-    out.print(entities)
-    phrases = "; ".join(k["text"] for k in record["keyphrases"])
-    out.print(f"keyphrases: {shown(phrases)}", highlight=False)
-    for caption in record["captions"]:
-        out.print(f"caption: {shown(caption)}", highlight=False)
-    for name, stage in record["stages"].items():
-        error = f"  [red]{shown(stage['error'])}" if stage["error"] else ""
-        out.print(
-            f"stage {name}: {stage['status']} {stage['seconds'] or 0:.3f} s{error}", highlight=False
-        )
+    out.print(views.article_view(record))
 
 
 @results_app.command("list")
@@ -436,19 +340,7 @@ def results_list(
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
-    table = Table()
-    for column in ("id", "batch", "status", "title", "agency", "entities"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            str(r["batch_id"]),
-            r["status"],
-            shown((r["title"] or "")[:60]),
-            shown(r["agency"] or ""),
-            shown(", ".join(r["entities"])),
-        )
-    out.print(table)
+    out.print(views.listing_table(rows))
 
 
 @results_app.command("export")
@@ -516,18 +408,7 @@ def results_entities(
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
-    table = Table()
-    for column in ("name", "label", "articles", "mentions", "salience"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            shown(r["name"]),
-            r["label"],
-            str(r["articles"]),
-            str(r["mentions"]),
-            f"{r['salience']:.3f}",
-        )
-    out.print(table)
+    out.print(views.entities_table(rows))
 
 
 def _database_hint(exc: SQLAlchemyError) -> str:
