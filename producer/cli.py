@@ -264,7 +264,7 @@ def requeue(
 ) -> None:
     """Queue again, from the DB, what has no live message; says what it skipped and why."""
     if stage is not None and stage not in STAGES:
-        raise typer.BadParameter(f"unknown stage {stage!r}; choose from {list(STAGES)}")
+        raise typer.BadParameter(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
     found = Client(_settings()).requeue(batch_id=batch, stage=stage, failed=failed, force=force)
     sent = ", ".join(f"{found.sent.get(s, 0)} {s}" for s in STAGES)
     err.print(f"requeued: {sent}", highlight=False)
@@ -313,7 +313,9 @@ def results_list(
 ) -> None:
     """Articles with their status, a page at a time."""
     if status is not None and status not in ARTICLE_STATUSES:
-        raise typer.BadParameter(f"unknown status {status!r}; choose from {list(ARTICLE_STATUSES)}")
+        raise typer.BadParameter(
+            f"unknown status {status!r}; choose from {', '.join(ARTICLE_STATUSES)}"
+        )
     found = Client(_settings()).page(
         limit=limit,
         offset=(page - 1) * limit,

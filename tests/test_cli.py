@@ -262,8 +262,13 @@ def test_run_on_the_embedded_default_leaves_nothing_behind(tmp_path: Path) -> No
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
-    bad = newsflow("requeue", "--stage", "polish", env={}, cwd=tmp_path)
-    assert bad.returncode == 2 and "unknown stage" in bad.stderr
+    wide = {"COLUMNS": "300"}  # the usage box is not wrapped
+    bad = newsflow("requeue", "--stage", "polish", env=wide, cwd=tmp_path)
+    said = " ".join(bad.stderr.split())
+    assert bad.returncode == 2 and "choose from clean, extract, summarize" in said
+    bad = newsflow("results", "list", "--status", "lost", env=wide, cwd=tmp_path)
+    said = " ".join(bad.stderr.split())
+    assert bad.returncode == 2 and "choose from queued, processing, done, failed" in said
 
 
 def test_broker_worker_and_submit_in_separate_terminals(tmp_path: Path) -> None:
