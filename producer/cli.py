@@ -15,12 +15,13 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Annotated
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.live import Live
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +30,7 @@ from newsflow import db
 from newsflow.config import Settings, get_settings, mask_secrets, mask_url, use
 from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
 from newsflow.errors import NewsflowError
+from newsflow.record import ArticleRow
 from producer import views
 from producer.client import Client
 from producer.embedded import EmbeddedRedis, is_running
@@ -248,6 +250,35 @@ def metrics(
         time.sleep(3600)
 
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """The HTTP API (OpenAPI at /docs) and the dashboard (at /) until Ctrl-C."""
+    settings = _settings()
+    if settings.api_token is None and host not in LOCAL_HOSTS:
+        raise NewsflowError(
+            f"refusing to listen on {host} without a token: anyone who reaches it could "
+            "submit and requeue; set NEWSFLOW_API_TOKEN (or keep --host 127.0.0.1)"
+        )
+    db.ensure_schema(settings.database_url)
+    _serve(settings, host, port)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    guard = "token needed for writes" if settings.api_token else "no token: this machine only"
+    if settings.api_guard_reads:
+        guard += " and reads"
+    err.print(f"newsflow on http://{host}:{port}/ ({guard}); Ctrl-C stops", highlight=False)
+    from producer.web.app import run as run_server
+
+    run_server(settings, host=host, port=port, log_level="warning")
+
+
 @app.command()
 def requeue(
     batch: BatchOption = None,
@@ -285,6 +316,10 @@ def db_upgrade() -> None:
     err.print("database schema is up to date", highlight=False)
 
 
+def _json_list(items: Sequence[BaseModel]) -> str:
+    return "[" + ",".join(item.model_dump_json() for item in items) + "]"
+
+
 @results_app.command("show")
 def results_show(article_id: int, as_json: JsonFlag = False) -> None:
     """One article: fields, summary, entities, keyphrases, stages."""
@@ -293,7 +328,7 @@ def results_show(article_id: int, as_json: JsonFlag = False) -> None:
         err.print(f"no article {article_id}", highlight=False)
         raise typer.Exit(1)
     if as_json:
-        out.print_json(json.dumps(record, ensure_ascii=False))
+        out.print_json(record.model_dump_json())
         return
     out.print(views.article_view(record))
 
@@ -327,20 +362,9 @@ def results_list(
         since=since,
         until=until,
     )
-    rows = [
-        {
-            "id": r["id"],
-            "batch_id": r["batch_id"],
-            "status": r["status"],
-            "title": r["title"],
-            "agency": r["agency"],
-            "entities": [e["name"] for e in r["entities"][:3]],
-            "errors": {s: v["error"] for s, v in r["stages"].items() if v["error"]},
-        }
-        for r in found
-    ]
+    rows = [ArticleRow.of(r) for r in found]
     if as_json:
-        out.print_json(json.dumps(rows, ensure_ascii=False))
+        out.print_json(_json_list(rows))
         return
     out.print(views.listing_table(rows))
 
@@ -385,17 +409,12 @@ def results_search(
     as_json: JsonFlag = False,
 ) -> None:
     """Articles that mention an entity."""
-    rows = [
-        {"id": r["id"], "title": r["title"], "agency": r["agency"]}
-        for r in Client(_settings()).search(entity)
-    ]
+    rows = [ArticleRow.of(r) for r in Client(_settings()).search(entity)]
     if as_json:
-        out.print_json(json.dumps(rows, ensure_ascii=False))
+        out.print_json(_json_list(rows))
         return
     for r in rows:
-        out.print(
-            f"{r['id']}\t{shown(r['title'] or '')}\t{shown(r['agency'] or '')}", highlight=False
-        )
+        out.print(f"{r.id}\t{shown(r.title or '')}\t{shown(r.agency or '')}", highlight=False)
 
 
 @results_app.command("entities")
@@ -408,7 +427,7 @@ def results_entities(
     """Who and what a batch is about: entities across its articles."""
     rows = Client(_settings()).entities(batch_id=batch, label=label, top=top)
     if as_json:
-        out.print_json(json.dumps(rows, ensure_ascii=False))
+        out.print_json(_json_list(rows))
         return
     out.print(views.entities_table(rows))
 

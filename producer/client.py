@@ -14,7 +14,9 @@ from newsflow.config import Settings, get_settings
 from newsflow.db import read_scope
 from newsflow.delivery import Reopened
 from newsflow.errors import NewsflowError
+from newsflow.record import ArticleRecord, ArticleRow, EntityCount
 from producer import monitor, results, submit
+from producer.broker import check_broker
 from producer.progress import progress_bar
 from producer.sources import read_inputs
 
@@ -60,6 +62,13 @@ class Client:
         if not found:
             raise KeyError(f"no batch {batch_id}")
         return found[0]
+
+    def batches(self, batch_id: int | None = None) -> list[dict[str, Any]]:
+        """Every batch (or one) with its counts, articles per minute and ETA."""
+        with read_scope(self.settings.database_url) as session:
+            found = monitor.batch_progress(session, batch_id)
+            monitor.add_rates(session, found)
+        return found
 
     def wait(
         self,
@@ -111,12 +120,21 @@ class Client:
             )
         return "; ".join(lines)
 
-    def page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> list[dict[str, Any]]:
+    def page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> list[ArticleRecord]:
         """One page of output records (per submission within a batch); filters as in
         results.Filters. An unknown batch raises NewsflowError."""
         with read_scope(self.settings.database_url) as session:
             _known_batch(session, filters.get("batch_id"))
             return results.page(session, results.Filters(**filters), limit=limit, offset=offset)
+
+    def rows(
+        self, *, after: int = 0, limit: int = 50, **filters: Any
+    ) -> tuple[list[ArticleRow], int | None]:
+        """A page of listing rows from the keyset cursor `after`, and the next page's
+        cursor (None on the last); filters as in results.Filters."""
+        with read_scope(self.settings.database_url) as session:
+            _known_batch(session, filters.get("batch_id"))
+            return results.rows(session, results.Filters(**filters), after=after, limit=limit)
 
     def export(self, out: IO[str], *, fmt: str = "jsonl", **filters: Any) -> int:
         """Every record matching the filters written to `out` as JSONL or CSV, streamed in
@@ -125,31 +143,46 @@ class Client:
             _known_batch(session, filters.get("batch_id"))
             return results.export(session, out, fmt=fmt, filters=results.Filters(**filters))
 
-    def search(self, entity: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    def search(self, entity: str, *, limit: int = 500) -> list[ArticleRecord]:
         """Output records of the articles that mention an entity (name or alias, any case)."""
         with read_scope(self.settings.database_url) as session:
             ids = results.article_ids(session, results.Filters(entity=entity), limit=limit)
             return results.records(session, ids)
 
-    def results(self, **filters: Any) -> Iterator[dict[str, Any]]:
+    def results(self, **filters: Any) -> Iterator[ArticleRecord]:
         """Output records, streamed a page at a time; filters as in results.Filters
         (batch_id, status, entity, agency, language, since, until)."""
         with read_scope(self.settings.database_url) as session:
             yield from results.iter_records(session, results.Filters(**filters))
 
-    def record(self, article_id: int) -> dict[str, Any] | None:
+    def record(self, article_id: int) -> ArticleRecord | None:
         with read_scope(self.settings.database_url) as session:
             found = results.records(session, [article_id])
         return found[0] if found else None
 
     def entities(
         self, *, batch_id: int | None = None, label: str | None = None, top: int = 20
-    ) -> list[dict[str, Any]]:
+    ) -> list[EntityCount]:
         with read_scope(self.settings.database_url) as session:
             return results.top_entities(session, batch_id=batch_id, label=label, top=top)
 
     def status(self, *, batch_id: int | None = None) -> dict[str, Any]:
         return monitor.status(self.settings, batch_id=batch_id)
+
+    def health(self) -> dict[str, str]:
+        """ "ok" or the reason, for the database and the broker."""
+        checks = {
+            "database": lambda: db.check_connection(self.settings.database_url),
+            "broker": lambda: check_broker(self.settings),
+        }
+        found = {}
+        for name, check in checks.items():
+            try:
+                check()
+                found[name] = "ok"
+            except NewsflowError as exc:
+                found[name] = str(exc)
+        return found
 
     def requeue(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,18 @@ def article_status() -> Any:
         .group_by(col(Article.id))
         .subquery()
     )
+
+
+def statuses_of(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    """The status of each of these articles (one without stage rows yet is queued), read
+    from their own stage rows only."""
+    query = (
+        select_columns(col(StageRow.article_id), status_rule(*_counts()))
+        .where(col(StageRow.article_id).in_(ids))
+        .group_by(col(StageRow.article_id))
+    )
+    found: dict[int, str] = dict(session.execute(query).tuples().all())
+    return {i: found.get(i, QUEUED) for i in ids}
 
 
 def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[str, Any]]:
@@ -152,6 +165,7 @@ def stalled(
     return [
         {
             "article_id": r.article_id,
+            "batch_id": r.batch_id,  # the batch that first sent the article
             "stage": r.stage,
             "status": r.status,
             "since": r.updated_at.isoformat(timespec="seconds"),
@@ -163,15 +177,24 @@ def stalled(
 def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[dict[str, Any]]:
-    query = select(
-        col(StageRow.article_id), col(StageRow.stage), col(StageRow.error), col(StageRow.updated_at)
-    ).where(col(StageRow.status) == FAILED)
+    query = (
+        select_columns(
+            col(StageRow.article_id),
+            col(Article.batch_id),
+            col(StageRow.stage),
+            col(StageRow.error),
+            col(StageRow.updated_at),
+        )
+        .join(Article, col(Article.id) == col(StageRow.article_id))
+        .where(col(StageRow.status) == FAILED)
+    )
     if batch_id is not None:
         query = query.where(col(StageRow.article_id).in_(batch_members(batch_id)))
     query = query.order_by(col(StageRow.updated_at).desc()).limit(limit)
     return [
         {
             "article_id": r.article_id,
+            "batch_id": r.batch_id,  # the batch that first sent the article
             "stage": r.stage,
             "error": r.error,
             "at": r.updated_at.isoformat(timespec="seconds"),

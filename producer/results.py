@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from sqlalchemy import func, or_
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow.contract import QUEUED, STAGES, Stage
+from newsflow import record as rec
+from newsflow.contract import QUEUED, STAGES, Stage, Status
 from newsflow.delivery import batch_members
 from newsflow.models import (
     Article,
@@ -24,7 +24,8 @@ from newsflow.models import (
     StageRow,
     SummarySentence,
 )
-from producer.monitor import article_status
+from newsflow.record import ArticleRecord, ArticleRow, EntityCount
+from producer.monitor import article_status, statuses_of
 from producer.terminal import cell
 
 PAGE = 200
@@ -38,9 +39,15 @@ def _grouped(session: Session, table: Any, ids: Sequence[int], *order: Any) -> d
     return groups
 
 
-def records(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+def records(session: Session, ids: Sequence[int]) -> list[ArticleRecord]:
     """Output records of these articles, in the order of `ids`, each as its first
     submission described it."""
+    found = {r.id: r for r in submission_records(session, first_submissions(session, ids))}
+    return [found[i] for i in ids if i in found]
+
+
+def first_submissions(session: Session, ids: Sequence[int]) -> list[BatchArticle]:
+    """The first submission of each of these articles."""
     if not ids:
         return []
     first = (
@@ -48,13 +55,12 @@ def records(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
         .where(col(BatchArticle.article_id).in_(ids))
         .group_by(col(BatchArticle.article_id))
     )
-    members = session.execute(select(BatchArticle).where(col(BatchArticle.id).in_(first)))
-    by_article = {m.article_id: m for m in members.scalars()}
-    found = {r["id"]: r for r in submission_records(session, list(by_article.values()))}
-    return [found[i] for i in ids if i in found]
+    return list(
+        session.execute(select(BatchArticle).where(col(BatchArticle.id).in_(first))).scalars()
+    )
 
 
-def submission_records(session: Session, members: Sequence[BatchArticle]) -> list[dict[str, Any]]:
+def submission_records(session: Session, members: Sequence[BatchArticle]) -> list[ArticleRecord]:
     """One output record per submission, in the order given: the shared processing
     results with what that submitter said (id, url, title, published, source)."""
     ids = sorted({m.article_id for m in members})
@@ -63,7 +69,7 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
     articles = {
         a.id: a for a in session.execute(select(Article).where(col(Article.id).in_(ids))).scalars()
     }
-    statuses = _statuses(session, ids)
+    statuses = statuses_of(session, ids)
     stages = _grouped(session, StageRow, ids, col(StageRow.stage))
     entities = _grouped(session, Entity, ids, col(Entity.idx))
     mentions = _grouped(session, Mention, ids, col(Mention.entity_idx), col(Mention.idx))
@@ -92,15 +98,6 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
     return out
 
 
-def _statuses(session: Session, ids: Sequence[int]) -> dict[int, str]:
-    sub = article_status()
-    return dict(
-        session.execute(
-            select(sub.c.article_id, sub.c.status).where(sub.c.article_id.in_(ids))
-        ).all()
-    )
-
-
 def _record(
     article: Article,
     status: str,
@@ -110,70 +107,73 @@ def _record(
     mentions: dict[int, list[Mention]],
     phrases: list[Keyphrase],
     sentences: list[SummarySentence],
-) -> dict[str, Any]:
+) -> ArticleRecord:
     extract = next((s for s in stages if s.stage == Stage.EXTRACT), None)
     dateline = (
-        {"place": article.dateline_place, "date": article.dateline_date}
+        rec.Dateline(place=article.dateline_place, date=article.dateline_date)
         if article.dateline_place or article.dateline_date
         else None
     )
     # A title the clean stage found in the text is everyone's; one it took from the first
     # submitter is that submitter's own.
     found_title = article.title if article.title != article.given_title else None
+    published_from: Literal["submitter", "article"] | None
     published, published_from = (
         (member.published, "submitter")
         if member.published
         else (article.guessed_published, "article" if article.guessed_published else None)
     )
-    return {
-        "id": article.id,
-        "external_id": member.external_id,
-        "batch_id": member.batch_id,
-        "status": status,
-        "title": member.title or found_title,
-        "byline": article.byline,
-        "dateline": dateline,
-        "agency": article.agency,
-        "language": article.language,
-        "published": published,
-        "published_from": published_from,
-        "url": member.url,
-        "source": member.origin,
-        "submitted_from": member.source,
-        "text": article.text,
-        "captions": article.captions or [],
-        "word_count": article.word_count,
-        "removed": article.removed or [],
-        "entities": [
-            {
-                "name": e.name,
-                "label": e.label,
-                "count": e.count,
-                "salience": e.salience,
-                "aliases": e.aliases or [],
-                "mentions": [
-                    {"start": m.start, "end": m.end, "text": m.text} for m in mentions[e.idx]
+    return ArticleRecord(
+        id=article.id or 0,
+        external_id=member.external_id,
+        batch_id=member.batch_id,
+        status=Status(status),
+        title=member.title or found_title,
+        byline=article.byline,
+        dateline=dateline,
+        agency=article.agency,
+        language=article.language,
+        published=published,
+        published_from=published_from,
+        url=member.url,
+        source=member.origin,
+        submitted_from=member.source,
+        text=article.text,
+        captions=article.captions or [],
+        word_count=article.word_count,
+        removed=[rec.Removal(**r) for r in article.removed or []],
+        entities=[
+            rec.Entity(
+                name=e.name,
+                label=e.label,
+                count=e.count,
+                salience=e.salience,
+                aliases=e.aliases or [],
+                mentions=[
+                    rec.Mention(start=m.start, end=m.end, text=m.text) for m in mentions[e.idx]
                 ],
-            }
+            )
             for e in entities
         ],
-        "keyphrases": [{"text": k.text, "score": k.score} for k in phrases],
-        "summary": {
-            "text": " ".join(s.text for s in sentences),
-            "sentences": [
-                {"index": s.sentence_index, "start": s.start, "end": s.end, "text": s.text}
+        keyphrases=[rec.Keyphrase(text=k.text, score=k.score) for k in phrases],
+        summary=rec.Summary(
+            text=" ".join(s.text for s in sentences),
+            sentences=[
+                rec.SummarySentence(index=s.sentence_index, start=s.start, end=s.end, text=s.text)
                 for s in sentences
             ],
-        },
-        "stages": {
-            s.stage: {"status": s.status, "error": s.error, "seconds": s.seconds}
+        ),
+        stages={
+            Stage(s.stage): rec.StageOutcome(
+                status=Status(s.status), error=s.error, seconds=s.seconds
+            )
             for s in sorted(stages, key=lambda s: STAGES.index(s.stage) if s.stage in STAGES else 9)
         },
-        "pipeline": {
-            "version": extract.version if extract else None,
-            "model": extract.model if extract else None,
-        },
-    }
+        pipeline=rec.Pipeline(
+            version=extract.version if extract else None,
+            model=extract.model if extract else None,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,69 @@ def submissions(
     return list(session.execute(_paged(query, limit, offset)).scalars())
 
 
-def page(session: Session, filters: Filters, *, limit: int, offset: int) -> list[dict[str, Any]]:
+def rows(
+    session: Session, filters: Filters, *, after: int = 0, limit: int = 50
+) -> tuple[list[ArticleRow], int | None]:
+    """A page of listing rows and the cursor of the next page (None on the last). Keyset
+    paged on submission ids within a batch, else on article ids, so rows added meanwhile
+    never shift a page. Reads no article text, mentions or summaries."""
+    if filters.batch_id is not None:
+        members = submissions(session, filters, after=after, limit=limit + 1)
+        more, members = len(members) > limit, members[:limit]
+        last = members[-1].id if members else None
+    else:
+        ids = article_ids(session, filters, after=after, limit=limit + 1)
+        more, ids = len(ids) > limit, ids[:limit]
+        by_article = {m.article_id: m for m in first_submissions(session, ids)}
+        members = [by_article[i] for i in ids if i in by_article]
+        last = ids[-1] if ids else None
+    ids = sorted({m.article_id for m in members})
+    articles = {
+        a.id: a
+        for a in session.execute(
+            select_columns(
+                col(Article.id),
+                col(Article.title),
+                col(Article.given_title),
+                col(Article.agency),
+                col(Article.language),
+                col(Article.guessed_published),
+            ).where(col(Article.id).in_(ids))
+        )
+    }
+    statuses = statuses_of(session, ids)
+    names: dict[int, list[str]] = defaultdict(list)
+    top = select_columns(col(Entity.article_id), col(Entity.name)).where(
+        col(Entity.article_id).in_(ids), col(Entity.idx) < 3
+    )
+    for article_id, name in session.execute(top.order_by(col(Entity.article_id), col(Entity.idx))):
+        names[article_id].append(name)
+    errors: dict[int, dict[Stage, str]] = defaultdict(dict)
+    failed = select_columns(col(StageRow.article_id), col(StageRow.stage), col(StageRow.error))
+    for article_id, stage, error in session.execute(
+        failed.where(col(StageRow.article_id).in_(ids), col(StageRow.error).is_not(None))
+    ):
+        errors[article_id][Stage(stage)] = error
+    found = []
+    for m in members:
+        a = articles[m.article_id]
+        found.append(
+            ArticleRow(
+                id=m.article_id,
+                batch_id=m.batch_id,
+                status=Status(statuses[m.article_id]),
+                title=m.title or (a.title if a.title != a.given_title else None),
+                agency=a.agency,
+                language=a.language,
+                published=m.published or a.guessed_published,
+                entities=names[m.article_id],
+                errors=errors[m.article_id],
+            )
+        )
+    return found, last if more else None
+
+
+def page(session: Session, filters: Filters, *, limit: int, offset: int) -> list[ArticleRecord]:
     """One page of records: per submission within a batch, else per article."""
     if filters.batch_id is not None:
         return submission_records(
@@ -282,7 +344,7 @@ def entity_articles(name: str) -> Any:
     return by_name.union(by_mention)
 
 
-def iter_records(session: Session, filters: Filters = Filters()) -> Iterator[dict[str, Any]]:
+def iter_records(session: Session, filters: Filters = Filters()) -> Iterator[ArticleRecord]:
     """Every matching record, a page at a time: constant memory whatever the table size."""
     after = 0
     if filters.batch_id is not None:
@@ -299,7 +361,7 @@ def iter_records(session: Session, filters: Filters = Filters()) -> Iterator[dic
 
 def top_entities(
     session: Session, *, batch_id: int | None = None, label: str | None = None, top: int = 20
-) -> list[dict[str, Any]]:
+) -> list[EntityCount]:
     """Entities across articles: in how many articles, how many mentions, mean salience."""
     query = select_columns(
         col(Entity.name),
@@ -316,13 +378,13 @@ def top_entities(
         func.count(func.distinct(col(Entity.article_id))).desc(), func.sum(col(Entity.count)).desc()
     ).limit(top)
     return [
-        {
-            "name": r.name,
-            "label": r.label,
-            "articles": r.articles,
-            "mentions": int(r.mentions),
-            "salience": round(float(r.salience), 4),
-        }
+        EntityCount(
+            name=r.name,
+            label=r.label,
+            articles=r.articles,
+            mentions=int(r.mentions),
+            salience=round(float(r.salience), 4),
+        )
         for r in session.execute(query)
     ]
 
@@ -347,23 +409,18 @@ CSV_FIELDS = (
 )
 
 
-def csv_row(record: dict[str, Any]) -> dict[str, str]:
+def csv_row(record: ArticleRecord) -> dict[str, str]:
     """One flat row per article: top entities and keyphrases joined with '; ', and no cell
     that a spreadsheet would run as a formula."""
-    dateline = record["dateline"] or {}
+    dateline = record.dateline
+    flat = record.model_dump(include=set(CSV_FIELDS))
     row = {
-        **{
-            k: record[k]
-            for k in CSV_FIELDS
-            if k in record and not isinstance(record[k], (dict, list))
-        },
-        "dateline": ", ".join(v for v in (dateline.get("place"), dateline.get("date")) if v),
-        "entities": "; ".join(f"{e['name']} ({e['label']})" for e in record["entities"][:10]),
-        "keyphrases": "; ".join(k["text"] for k in record["keyphrases"]),
-        "summary": record["summary"]["text"],
-        "errors": "; ".join(
-            f"{name}: {s['error']}" for name, s in record["stages"].items() if s["error"]
-        ),
+        **{k: v for k, v in flat.items() if not isinstance(v, (dict, list))},
+        "dateline": ", ".join(v for v in (dateline.place, dateline.date) if v) if dateline else "",
+        "entities": "; ".join(f"{e.name} ({e.label})" for e in record.entities[:10]),
+        "keyphrases": "; ".join(k.text for k in record.keyphrases),
+        "summary": record.summary.text,
+        "errors": "; ".join(f"{stage}: {error}" for stage, error in record.errors().items()),
     }
     return {key: cell(value) for key, value in row.items()}
 
@@ -384,6 +441,6 @@ def export(
         if writer:
             writer.writerow(csv_row(record))
         else:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(record.model_dump_json() + "\n")
         count += 1
     return count

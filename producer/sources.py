@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
@@ -180,7 +180,7 @@ def line_limit(limit: int) -> int:
     return limit * 2 + 1024
 
 
-def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
+def bounded_lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
     """The lines of `stream`, never holding more than `limit` bytes of one: a longer line
     is skipped to its end and given as None."""
     while True:

@@ -12,25 +12,26 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from newsflow.contract import ARTICLE_STATUSES
+from newsflow.contract import ARTICLE_STATUSES, FAILED
+from newsflow.record import ArticleRecord, ArticleRow, EntityCount
 from producer.terminal import shown
 
 
-def results_table(records: list[dict[str, Any]]) -> Table:
+def results_table(records: list[ArticleRecord]) -> Table:
     """What `run` prints at the end: a row per article."""
     table = Table(title="newsflow results")
     for column in ("id", "title", "agency", "top entities", "summary", "status"):
         table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
     for r in records:
-        names = ", ".join(e["name"] for e in r["entities"][:3])
-        status = r["status"] if r["status"] != "failed" else "[red]failed"
-        title = r["title"] or f"({r['external_id'] or r['submitted_from'] or 'untitled'})"
+        names = ", ".join(e.name for e in r.entities[:3])
+        status = r.status if r.status != FAILED else "[red]failed"
+        title = r.title or f"({r.external_id or r.submitted_from or 'untitled'})"
         table.add_row(
-            str(r["id"]),
+            str(r.id),
             shown(title[:60]),
-            shown(r["agency"] or ""),
+            shown(r.agency or ""),
             shown(names),
-            f"{len(r['summary']['sentences'])} sent.",
+            f"{len(r.summary.sentences)} sent.",
             status,
         )
     return table
@@ -84,66 +85,56 @@ def status_view(report: dict[str, Any]) -> Table:
     return grid
 
 
-def article_view(record: dict[str, Any]) -> Group:
+def article_view(record: ArticleRecord) -> Group:
     """`results show`: one article's fields, summary, entities, keyphrases and stages."""
     lines: list[Any] = []  # markup lines (article text escaped by shown) and tables
-    title = shown(record["title"] or "(untitled)")
-    lines.append(f"[bold]{title}[/]  #{record['id']} {record['status']}")
+    title = shown(record.title or "(untitled)")
+    lines.append(f"[bold]{title}[/]  #{record.id} {record.status}")
     for key in ("external_id", "agency", "byline", "language", "published", "url", "source"):
-        if record[key]:
-            lines.append(f"{key}: {shown(record[key])}")
-    dateline = record["dateline"] or {}
-    if dateline:
-        lines.append(f"dateline: {shown(', '.join(v for v in dateline.values() if v))}")
-    lines.append(f"\n[bold]summary[/]\n{shown(record['summary']['text'])}\n")
+        if value := getattr(record, key):
+            lines.append(f"{key}: {shown(value)}")
+    if dateline := record.dateline:
+        place_date = ", ".join(v for v in (dateline.place, dateline.date) if v)
+        lines.append(f"dateline: {shown(place_date)}")
+    lines.append(f"\n[bold]summary[/]\n{shown(record.summary.text)}\n")
     entities = Table(title="entities")
     for column in ("name", "label", "count", "salience", "aliases"):
         entities.add_column(column)
-    for e in record["entities"][:15]:
+    for e in record.entities[:15]:
         entities.add_row(
-            shown(e["name"]),
-            e["label"],
-            str(e["count"]),
-            f"{e['salience']:.3f}",
-            shown(", ".join(e["aliases"])),
+            shown(e.name), e.label, str(e.count), f"{e.salience:.3f}", shown(", ".join(e.aliases))
         )
     lines.append(entities)
-    lines.append(f"keyphrases: {shown('; '.join(k['text'] for k in record['keyphrases']))}")
-    lines.extend(f"caption: {shown(caption)}" for caption in record["captions"])
-    for name, stage in record["stages"].items():
-        error = f"  [red]{shown(stage['error'])}" if stage["error"] else ""
-        lines.append(f"stage {name}: {stage['status']} {stage['seconds'] or 0:.3f} s{error}")
+    lines.append(f"keyphrases: {shown('; '.join(k.text for k in record.keyphrases))}")
+    lines.extend(f"caption: {shown(caption)}" for caption in record.captions)
+    for name, stage in record.stages.items():
+        error = f"  [red]{shown(stage.error)}" if stage.error else ""
+        lines.append(f"stage {name}: {stage.status} {stage.seconds or 0:.3f} s{error}")
     return Group(*(Text.from_markup(x) if isinstance(x, str) else x for x in lines))
 
 
-def listing_table(rows: list[dict[str, Any]]) -> Table:
+def listing_table(rows: list[ArticleRow]) -> Table:
     """`results list`: a row per article of the page."""
     table = Table()
     for column in ("id", "batch", "status", "title", "agency", "entities"):
         table.add_column(column)
     for r in rows:
         table.add_row(
-            str(r["id"]),
-            str(r["batch_id"]),
-            r["status"],
-            shown((r["title"] or "")[:60]),
-            shown(r["agency"] or ""),
-            shown(", ".join(r["entities"])),
+            str(r.id),
+            str(r.batch_id),
+            r.status,
+            shown((r.title or "")[:60]),
+            shown(r.agency or ""),
+            shown(", ".join(r.entities)),
         )
     return table
 
 
-def entities_table(rows: list[dict[str, Any]]) -> Table:
+def entities_table(rows: list[EntityCount]) -> Table:
     """`results entities`: the top entities across articles."""
     table = Table()
     for column in ("name", "label", "articles", "mentions", "salience"):
         table.add_column(column)
     for r in rows:
-        table.add_row(
-            shown(r["name"]),
-            r["label"],
-            str(r["articles"]),
-            str(r["mentions"]),
-            f"{r['salience']:.3f}",
-        )
+        table.add_row(shown(r.name), r.label, str(r.articles), str(r.mentions), f"{r.salience:.3f}")
     return table

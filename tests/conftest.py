@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -199,3 +203,59 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2) -> None:  # 
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(interval)
+
+
+TOKEN = "test-token-8c1f"
+
+
+@dataclass
+class Server:
+    """A real `newsflow serve` process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(settings: Settings, log: Path, **env_overrides: str) -> Iterator[Server]:
+    """`newsflow serve` on a free port of 127.0.0.1 for `settings`' database and broker,
+    with the API token TOKEN; stopped afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "NEWSFLOW_DATABASE_URL": settings.database_url,
+        "NEWSFLOW_BROKER_URL": settings.broker(),
+        "NEWSFLOW_API_TOKEN": TOKEN,
+        **env_overrides,
+    }
+    command = [sys.executable, "-m", "producer.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"serve exited: {log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"serve did not answer: {log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()

@@ -33,11 +33,50 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                 built.stop_worker()
 
 
+STORY = "The harbour of Valmera reopened on Monday after a strike, the port authority said."
+FRENCH = (
+    "Le conseil municipal de Valmera a voté mardi un nouveau budget pour les transports "
+    "publics, a annoncé la mairie dans un communiqué publié dans la soirée."
+)
+SCRIPTS_ONLY = (
+    "<html><head><style>body{}</style><script>var a=1;</script></head>"
+    "<body><script>track()</script></body></html>"
+)
+MIXED = [
+    json.dumps({"id": "m1", "text": STORY + " First of the mixed file."}).encode(),
+    b'{"id": "m2", "text": "unterminated',
+    json.dumps({"id": "m3", "text": ["a", "list"]}).encode(),
+    json.dumps({"id": "m4", "title": "A title and nothing else"}).encode(),
+    json.dumps(
+        {"id": "m5", "text": STORY + " It has a field we do not know.", "mood": "x"}
+    ).encode(),
+    b'{"id": "m6", "text": "bad \xfe\xff bytes"}',
+    json.dumps({"id": "m7", "text": "nul \u0000 inside"}).encode(),
+    json.dumps({"id": "m8", "text": ""}).encode(),
+    json.dumps({"id": "m9", "html": "<p>" + STORY + "</p>", "published": 2026}).encode(),
+    json.dumps("just a string").encode(),
+]
+MIXED_REJECTED = {  # line of MIXED -> what its rejection says
+    2: "malformed JSON",
+    3: "field 'text' must be a string, got list",
+    4: "missing 'text' or 'html'",
+    6: "not valid UTF-8 (byte 0xfe",
+    7: "NUL bytes",
+    8: "empty text",
+    9: "field 'published' must be a string, got int",
+    10: "expected a JSON object, got str",
+}
+BAD_WIRES = {  # a bad line among good wire items -> what its rejection says
+    b"{oops": "malformed JSON",
+    b'{"text": 17}': "field 'text' must be a string, got int",
+    b'{"html": null}': "missing 'text' or 'html'",
+}
+
+
 def write_corpus(folder: Path) -> dict[tuple[str, int | None], str]:
     """Writes the corpus; returns the expected rejections: (file, line) -> reason fragment."""
     folder.mkdir()
-    story = "The harbour of Valmera reopened on Monday after a strike, the port authority said."
-    (folder / "good.txt").write_text(story, encoding="utf-8")
+    (folder / "good.txt").write_text(STORY, encoding="utf-8")
     (folder / "empty.txt").write_text("", encoding="utf-8")
     (folder / "blank.txt").write_text("  \n\t\n ", encoding="utf-8")
     (folder / "nul.txt").write_bytes(b"Half a story\x00and binary after it")
@@ -48,32 +87,12 @@ def write_corpus(folder: Path) -> dict[tuple[str, int | None], str]:
         line = "Endless words about the harbour strike in Valmera go on and on. " * 16 + "\n"
         for _ in range(50 * 1024 * 1024 // len(line) + 1):
             handle.write(line)
-    (folder / "scripts.html").write_text(
-        "<html><head><style>body{}</style><script>var a=1;</script></head>"
-        "<body><script>track()</script></body></html>", encoding="utf-8")  # fmt: skip
-    french = (
-        "Le conseil municipal de Valmera a voté mardi un nouveau budget pour les transports "
-        "publics, a annoncé la mairie dans un communiqué publié dans la soirée."
-    )
-    (folder / "french.txt").write_text(french, encoding="utf-8")
+    (folder / "scripts.html").write_text(SCRIPTS_ONLY, encoding="utf-8")
+    (folder / "french.txt").write_text(FRENCH, encoding="utf-8")
 
-    mixed = [
-        json.dumps({"id": "m1", "text": story + " First of the mixed file."}).encode(),
-        b'{"id": "m2", "text": "unterminated',
-        json.dumps({"id": "m3", "text": ["a", "list"]}).encode(),
-        json.dumps({"id": "m4", "title": "A title and nothing else"}).encode(),
-        json.dumps(
-            {"id": "m5", "text": story + " It has a field we do not know.", "mood": "x"}
-        ).encode(),
-        b'{"id": "m6", "text": "bad \xfe\xff bytes"}',
-        json.dumps({"id": "m7", "text": "nul \u0000 inside"}).encode(),
-        json.dumps({"id": "m8", "text": ""}).encode(),
-        json.dumps({"id": "m9", "html": "<p>" + story + "</p>", "published": 2026}).encode(),
-        json.dumps("just a string").encode(),
-    ]
-    (folder / "mixed.jsonl").write_bytes(b"\n".join(mixed) + b"\n")
+    (folder / "mixed.jsonl").write_bytes(b"\n".join(MIXED) + b"\n")
 
-    bad_at = {1_234: b"{oops", 5_000: b'{"text": 17}', 9_999: b'{"html": null}'}
+    bad_at = dict(zip((1_234, 5_000, 9_999), BAD_WIRES, strict=True))
     with (folder / "wires.jsonl").open("wb") as handle:
         number = 0
         for i in range(GOOD_LINES + len(bad_at)):
@@ -93,17 +112,8 @@ def write_corpus(folder: Path) -> dict[tuple[str, int | None], str]:
         ("photo.jpg", None): "unsupported file type '.jpg'",
         ("disguised.txt", None): "binary file (NUL bytes)",
         ("huge.txt", None): f"over the limit of {LIMIT:,} bytes",
-        ("mixed.jsonl", 2): "malformed JSON",
-        ("mixed.jsonl", 3): "field 'text' must be a string, got list",
-        ("mixed.jsonl", 4): "missing 'text' or 'html'",
-        ("mixed.jsonl", 6): "not valid UTF-8 (byte 0xfe",
-        ("mixed.jsonl", 7): "NUL bytes",
-        ("mixed.jsonl", 8): "empty text",
-        ("mixed.jsonl", 9): "field 'published' must be a string, got int",
-        ("mixed.jsonl", 10): "expected a JSON object, got str",
-        ("wires.jsonl", 1_234): "malformed JSON",
-        ("wires.jsonl", 5_000): "field 'text' must be a string, got int",
-        ("wires.jsonl", 9_999): "missing 'text' or 'html'",
+        **{("mixed.jsonl", line): reason for line, reason in MIXED_REJECTED.items()},
+        **{("wires.jsonl", line): BAD_WIRES[raw] for line, raw in bad_at.items()},
     }
 
 
@@ -128,13 +138,13 @@ def test_every_bad_record_is_reported_and_every_good_one_processed(
 
     # Accepted: good.txt, scripts.html, french.txt, m1, m5 (unknown field ignored), 10,000 wires.
     assert report["submitted"] == 5 + GOOD_LINES and report["duplicates"] == 0
-    outcomes = {r["external_id"]: r for r in stack.client.results(batch_id=report["batch_id"])}
-    failed = {key: r for key, r in outcomes.items() if r["status"] != "done"}
+    outcomes = {r.external_id: r for r in stack.client.results(batch_id=report["batch_id"])}
+    failed = {key: r for key, r in outcomes.items() if r.status != "done"}
     assert set(failed) == {"scripts.html", "french.txt"}
-    assert "no article text found in the HTML" in failed["scripts.html"]["stages"]["clean"]["error"]
+    assert "no article text found in the HTML" in failed["scripts.html"].stages["clean"].error
     french = failed["french.txt"]
-    assert french["language"] == "fr" and french["stages"]["clean"]["status"] == "done"
-    assert french["stages"]["extract"]["error"].startswith("unsupported language: fr")
-    assert outcomes["m5"]["status"] == "done"
+    assert french.language == "fr" and french.stages["clean"].status == "done"
+    assert french.stages["extract"].error.startswith("unsupported language: fr")
+    assert outcomes["m5"].status == "done"
     assert sum(key.startswith("w") for key in outcomes) == GOOD_LINES
     assert stack.worker is not None and stack.worker.poll() is None, "a worker crashed"

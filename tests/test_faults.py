@@ -50,7 +50,7 @@ def snapshot(url: str, batch_id: int) -> dict[str, Any]:
             "keyphrases", "summary")  # fmt: skip
     with session_scope(url) as session:
         return {
-            r["external_id"]: {k: r[k] for k in keep}
+            r.external_id: r.model_dump(include=set(keep))
             for r in iter_records(session, Filters(batch_id=batch_id))
         }
 
@@ -233,17 +233,17 @@ def test_pathological_articles_fail_alone(fault_stack: Stack) -> None:
                {"id": "nested", "html": nested}, *corpus(6)[3:]]  # fmt: skip
     batch = stack.client.submit(records)
     progress = stack.wait(batch.id, timeout=300)
-    results = {r["external_id"]: r for r in stack.client.results(batch_id=batch.id)}
-    assert all(results[r["id"]]["status"] == "done" for r in corpus(6))
-    endless_stage = results["endless"]["stages"]["extract"]
-    assert results["endless"]["status"] == "failed"
-    assert "time limit" in endless_stage["error"] or "gave up after" in endless_stage["error"]
-    nested_clean = results["nested"]["stages"]["clean"]  # lxml stops at its depth limit
-    assert (results["nested"]["status"], nested_clean["status"]) == ("failed", "failed")
-    assert "no article text found in the HTML" in nested_clean["error"]
-    huge_stages = results["huge"]["stages"]
-    assert "over the 1,000,000 the extract stage takes" in huge_stages["extract"]["error"]
-    assert huge_stages["summarize"]["status"] == "done"
+    results = {r.external_id: r for r in stack.client.results(batch_id=batch.id)}
+    assert all(results[r["id"]].status == "done" for r in corpus(6))
+    endless_stage = results["endless"].stages["extract"]
+    assert results["endless"].status == "failed"
+    assert "time limit" in endless_stage.error or "gave up after" in endless_stage.error
+    nested_clean = results["nested"].stages["clean"]  # lxml stops at its depth limit
+    assert (results["nested"].status, nested_clean.status) == ("failed", "failed")
+    assert "no article text found in the HTML" in nested_clean.error
+    huge_stages = results["huge"].stages
+    assert "over the 1,000,000 the extract stage takes" in huge_stages["extract"].error
+    assert huge_stages["summarize"].status == "done"
     assert progress["done"] + progress["failed"] == 9
     assert stack.worker is not None and stack.worker.poll() is None
 

@@ -199,14 +199,14 @@ def test_a_resubmit_reports_per_submission_metadata(stack: Stack) -> None:
     )  # fmt: skip
     assert (second.submitted, second.duplicates, second.queued) == (2, 2, 0)
     records = list(stack.client.results(batch_id=second.id))
-    got = [(r["external_id"], r["url"], r["title"], r["published"], r["source"]) for r in records]
+    got = [(r.external_id, r.url, r.title, r.published, r.source) for r in records]
     assert got == [
         ("siteB-9", "https://b.example/9", "B", "2026-01-02", "site B"),
         ("siteC-3", "https://c.example/3", None, None, None),
     ]
-    assert len({r["id"] for r in records}) == 1  # processed once, shared
+    assert len({r.id for r in records}) == 1  # processed once, shared
     (original,) = stack.client.results(batch_id=first.id)
-    assert (original["external_id"], original["title"], original["url"]) == (
+    assert (original.external_id, original.title, original.url) == (
         "siteA-1",
         "A",
         "https://a.example/1",
@@ -232,15 +232,15 @@ def test_the_submitters_published_date_wins_over_one_found_in_the_page(stack: St
         ]
     )
     stack.wait(batch.id)
-    by_id = {r["external_id"]: r for r in stack.client.results(batch_id=batch.id)}
-    assert (by_id["given"]["published"], by_id["given"]["published_from"]) == (
+    by_id = {r.external_id: r for r in stack.client.results(batch_id=batch.id)}
+    assert (by_id["given"].published, by_id["given"].published_from) == (
         "2026-02-01T09:00:00Z",
         "submitter",
     )
-    assert by_id["guessed"]["published"].startswith("2015-05-12")
-    assert by_id["guessed"]["published_from"] == "article"
+    assert by_id["guessed"].published.startswith("2015-05-12")
+    assert by_id["guessed"].published_from == "article"
     since = list(stack.client.results(batch_id=batch.id, since="2026-01-01"))
-    assert [r["external_id"] for r in since] == ["given"]
+    assert [r.external_id for r in since] == ["given"]
 
 
 def test_a_message_of_unknown_ids_is_logged_not_dropped_silently(stack: Stack) -> None:
@@ -307,7 +307,7 @@ def test_recovery_leaves_a_long_backlog_alone_and_resends_what_the_broker_lost(
     redis_client(stack.settings.broker()).flushdb()
     assert recover_once(stack.settings, record) == 40
     assert sorted(i for _, ids in sent for i in ids) == sorted(
-        r["id"] for r in stack.client.results(batch_id=batch.id)
+        r.id for r in stack.client.results(batch_id=batch.id)
     )
     assert {stage for stage, _ in sent} == {"clean"}
     assert recover_once(stack.settings, record) == 0  # sent once, however often it looks

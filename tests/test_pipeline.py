@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_SENT
 from newsflow.models import Article, Entity, Mention, StageRow, SummarySentence
+from newsflow.record import ArticleRecord, Dateline
 from producer.broker import queue_depths, redis_client, sender_of
 from tests.conftest import ROOT, SHARED, Stack
 
@@ -23,8 +24,11 @@ pytestmark = pytest.mark.integration
 XINHUA = SHARED / "samples" / "xinhua_china_russia.txt"
 
 
-def _by_external_id(stack: Stack, batch_id: int) -> dict[str, dict[str, Any]]:
-    return {r["external_id"]: r for r in stack.client.results(batch_id=batch_id)}
+Examples = tuple[int, dict[str, ArticleRecord]]
+
+
+def _by_external_id(stack: Stack, batch_id: int) -> dict[str, ArticleRecord]:
+    return {r.external_id: r for r in stack.client.results(batch_id=batch_id)}
 
 
 def _table_counts(stack: Stack) -> dict[str, int]:
@@ -36,7 +40,7 @@ def _table_counts(stack: Stack) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def examples_batch(stack: Stack) -> tuple[int, dict[str, dict[str, Any]]]:
+def examples_batch(stack: Stack) -> Examples:
     inputs: list[Any] = [ROOT / "examples"]
     if XINHUA.exists():
         inputs.append(XINHUA)
@@ -47,77 +51,79 @@ def examples_batch(stack: Stack) -> tuple[int, dict[str, dict[str, Any]]]:
     return batch.id, _by_external_id(stack, batch.id)
 
 
-def test_every_article_is_done_with_all_stages(examples_batch: tuple[int, dict[str, Any]]) -> None:
+def test_every_article_is_done_with_all_stages(
+    examples_batch: Examples,
+) -> None:
     _, records = examples_batch
     assert len(records) >= 6
     for record in records.values():
-        assert record["status"] == "done"
-        assert set(record["stages"]) == {"clean", "extract", "summarize"}
-        assert all(s["status"] == "done" and s["error"] is None for s in record["stages"].values())
-        assert record["pipeline"]["version"] and record["pipeline"]["model"]
-        text = record["text"]
-        for entity in record["entities"]:
-            for mention in entity["mentions"]:
-                assert text[mention["start"] : mention["end"]] == mention["text"]
-        for sentence in record["summary"]["sentences"]:
-            assert text[sentence["start"] : sentence["end"]] == sentence["text"]
+        assert record.status == "done"
+        assert set(record.stages) == {"clean", "extract", "summarize"}
+        assert all(s.status == "done" and s.error is None for s in record.stages.values())
+        assert record.pipeline.version and record.pipeline.model
+        text = record.text
+        for entity in record.entities:
+            for mention in entity.mentions:
+                assert text[mention.start : mention.end] == mention.text
+        for sentence in record.summary.sentences:
+            assert text[sentence.start : sentence.end] == sentence.text
 
 
 def test_wire_examples_come_out_with_their_fields(
-    examples_batch: tuple[int, dict[str, Any]],
+    examples_batch: Examples,
 ) -> None:
     _, records = examples_batch
     reuters = records["harbor_reuters.txt"]
-    assert reuters["title"] == "Port of Valmera reopens after week-long dockworkers' strike"
-    assert reuters["byline"] == "Sarah Mitchell"
-    assert reuters["dateline"] == {"place": "Valmera", "date": "March 3"}
-    assert reuters["agency"] == "Reuters"
-    assert reuters["text"].startswith("The port of Valmera reopened on Monday")
-    assert "Reporting by" not in reuters["text"]
+    assert reuters.title == "Port of Valmera reopens after week-long dockworkers' strike"
+    assert reuters.byline == "Sarah Mitchell"
+    assert reuters.dateline == Dateline(place="Valmera", date="March 3")
+    assert reuters.agency == "Reuters"
+    assert reuters.text.startswith("The port of Valmera reopened on Monday")
+    assert "Reporting by" not in reuters.text
     web = records["festival_web.html"]
-    assert web["title"] == "Lakeside film festival names its winners"
-    assert web["byline"] == "Priya Raman"
-    assert "Read more" not in web["text"] and "cookies" not in web["text"]
+    assert web.title == "Lakeside film festival names its winners"
+    assert web.byline == "Priya Raman"
+    assert "Read more" not in web.text and "cookies" not in web.text
     afp = records["afp-0142"]
-    assert afp["agency"] == "AFP" and afp["published"] == "2026-08-02"
-    assert not afp["text"].startswith("Drought forces")  # the repeated title is gone
+    assert afp.agency == "AFP" and afp.published == "2026-08-02"
+    assert not afp.text.startswith("Drought forces")  # the repeated title is gone
 
 
 @pytest.mark.skipif(not XINHUA.exists(), reason="../shared/samples is not beside the project")
-def test_xinhua_sample_record_field_by_field(examples_batch: tuple[int, dict[str, Any]]) -> None:
+def test_xinhua_sample_record_field_by_field(
+    examples_batch: Examples,
+) -> None:
     _, records = examples_batch
     record = records["xinhua_china_russia.txt"]
     title = "China seeks to promote international strategic coordination with Russia"
-    assert record["title"] == title
-    assert not record["text"].startswith(title)
-    assert "Please enter your comment" not in record["text"]
-    assert "Please enter your name here" not in record["text"]
-    assert len(record["captions"]) == 2
-    assert all(c.endswith("/Xinhua Photo") for c in record["captions"])
-    assert "/Xinhua Photo" not in record["text"]
-    assert record["agency"] == "Xinhua"
-    people = {e["name"]: e for e in record["entities"] if e["label"] == "PERSON"}
+    assert record.title == title
+    assert not record.text.startswith(title)
+    assert "Please enter your comment" not in record.text
+    assert "Please enter your name here" not in record.text
+    assert len(record.captions) == 2
+    assert all(c.endswith("/Xinhua Photo") for c in record.captions)
+    assert "/Xinhua Photo" not in record.text
+    assert record.agency == "Xinhua"
+    people = {e.name: e for e in record.entities if e.label == "PERSON"}
     for name, count in (
         ("Xi Jinping", 6),
         ("Vladimir Putin", 3),
         ("Li Keqiang", 3),
         ("Dmitry Medvedev", 4),
     ):
-        assert people[name]["count"] == count, name
+        assert people[name].count == count, name
     for short in ("Xi", "Putin", "Li", "Medvedev"):
         assert short not in people  # one entity per person, under the full name
-    places = {e["name"] for e in record["entities"] if e["label"] == "GPE"}
+    places = {e.name for e in record.entities if e.label == "GPE"}
     assert {"China", "Russia"} <= places
-    most_salient = max(record["entities"], key=lambda e: e["salience"])
-    assert most_salient["name"] == "Xi Jinping"
-    assert 1 <= len(record["summary"]["sentences"]) <= 5
-    for sentence in record["summary"]["sentences"]:
-        assert sentence["text"] in record["text"]
+    most_salient = max(record.entities, key=lambda e: e.salience)
+    assert most_salient.name == "Xi Jinping"
+    assert 1 <= len(record.summary.sentences) <= 5
+    for sentence in record.summary.sentences:
+        assert sentence.text in record.text
 
 
-def test_resubmitting_processes_nothing_again(
-    stack: Stack, examples_batch: tuple[int, dict[str, Any]]
-) -> None:
+def test_resubmitting_processes_nothing_again(stack: Stack, examples_batch: Examples) -> None:
     _, first = examples_batch
     before = _table_counts(stack)
     again = stack.client.submit([ROOT / "examples"] + ([XINHUA] if XINHUA.exists() else []))
@@ -133,12 +139,10 @@ def _runs(stack: Stack) -> int:
         return int(session.execute(select(func.sum(StageRow.runs))).scalar_one())
 
 
-def test_a_redelivered_message_changes_nothing(
-    stack: Stack, examples_batch: tuple[int, dict[str, Any]]
-) -> None:
+def test_a_redelivered_message_changes_nothing(stack: Stack, examples_batch: Examples) -> None:
     batch_id, first = examples_batch
     before, runs = _table_counts(stack), _runs(stack)
-    ids = sorted(r["id"] for r in first.values())
+    ids = sorted(r.id for r in first.values())
     send = sender_of(stack.settings)
     for stage in ("clean", "extract", "summarize"):
         send(stage, ids)  # the same chunk, delivered twice more
@@ -154,7 +158,7 @@ def test_a_redelivered_message_changes_nothing(
     again = _by_external_id(stack, batch_id)
     for key, record in first.items():
         for field in ("text", "entities", "summary", "keyphrases", "captions", "title"):
-            assert again[key][field] == record[field], (key, field)
+            assert getattr(again[key], field) == getattr(record, field), (key, field)
 
 
 def test_one_bad_article_fails_alone_with_its_reason(stack: Stack) -> None:
@@ -175,11 +179,11 @@ def test_one_bad_article_fails_alone_with_its_reason(stack: Stack) -> None:
     assert (progress["done"], progress["failed"]) == (2, 1)
     records = _by_external_id(stack, batch.id)
     bad = records["bad"]
-    assert bad["status"] == "failed"
-    assert bad["stages"]["clean"]["status"] == "failed"
-    assert "no article text found in the HTML" in bad["stages"]["clean"]["error"]
-    assert "extract" not in bad["stages"]
-    assert records["ok-1"]["status"] == records["ok-2"]["status"] == "done"
+    assert bad.status == "failed"
+    assert bad.stages["clean"].status == "failed"
+    assert "no article text found in the HTML" in bad.stages["clean"].error
+    assert "extract" not in bad.stages
+    assert records["ok-1"].status == records["ok-2"].status == "done"
 
 
 def test_requeue_rebuilds_lost_queues_from_the_database(stack: Stack, tmp_path: Path) -> None:

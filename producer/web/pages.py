@@ -1,0 +1,147 @@
+"""The dashboard: server-rendered pages, readable without JavaScript; static/live.js only
+moves the progress bars (EventSource) and sends requeues with the token.
+
+Every text from an article goes through Jinja's autoescaping, and the pages forbid inline
+scripts (Content-Security-Policy), so a hostile title stays text twice over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from newsflow.contract import ARTICLE_STATUSES, FAILED, Status
+from newsflow.record import ArticleRecord, BatchProgress
+from producer.web.app import HERE, Reader
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+)
+POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'"
+BATCH_ROWS = 500
+
+
+def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, context)
+    response.headers["Content-Security-Policy"] = POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, client: Reader) -> HTMLResponse:
+    report = client.status()
+    batches = [BatchProgress(**b) for b in reversed(report["batches"])]
+    per_minute = sum(b.per_minute_1m for b in batches)
+    return _page(request, "overview.html", report=report, batches=batches, per_minute=per_minute)
+
+
+@router.get("/view/batches/{batch_id}", response_class=HTMLResponse)
+def batch_page(
+    request: Request, batch_id: int, client: Reader, status: Status | None = None
+) -> HTMLResponse:
+    found = client.batches(batch_id)
+    if not found:
+        raise HTTPException(404, f"no batch {batch_id}")
+    rows, more = client.rows(batch_id=batch_id, status=status, limit=BATCH_ROWS)
+    rows.sort(key=lambda r: r.status != FAILED)  # failures first, else in submission order
+    return _page(
+        request,
+        "batch.html",
+        batch=BatchProgress(**found[0]),
+        rows=rows,
+        more=more is not None,
+        status=status,
+        statuses=ARTICLE_STATUSES,
+    )
+
+
+@router.get("/view/articles", response_class=HTMLResponse)
+def articles_page(
+    request: Request,
+    client: Reader,
+    entity: Annotated[str | None, Query(max_length=200)] = None,
+    batch: int | None = None,
+    cursor: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    rows, after = client.rows(entity=entity, batch_id=batch, after=cursor, limit=100)
+    return _page(request, "articles.html", rows=rows, entity=entity, batch=batch, after=after)
+
+
+@router.get("/view/articles/{article_id}", response_class=HTMLResponse)
+def article_page(request: Request, article_id: int, client: Reader) -> HTMLResponse:
+    record = client.record(article_id)
+    if record is None:
+        raise HTTPException(404, f"no article {article_id}")
+    return _page(request, "article.html", record=record, blocks=highlighted(record))
+
+
+@router.get("/view/entities", response_class=HTMLResponse)
+def entities_page(
+    request: Request,
+    client: Reader,
+    batch: int | None = None,
+    label: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    rows = client.entities(batch_id=batch, label=label, top=100)
+    return _page(request, "entities.html", rows=rows, batch=batch, label=label)
+
+
+@dataclass
+class Piece:
+    """A run of text, inside one entity mention (`mention` is its number) or outside any."""
+
+    text: str
+    mention: int | None = None
+    label: str | None = None
+    entity: str | None = None
+
+
+@dataclass
+class Block:
+    """A run of text inside one summary sentence (`sentence` is its index) or between."""
+
+    sentence: int | None
+    pieces: list[Piece] = field(default_factory=list)
+
+
+def highlighted(record: ArticleRecord) -> list[Block]:
+    """The clean text cut at every mention and summary sentence edge, for the article page.
+    A mention that overlaps an earlier one is left plain; one that crosses a sentence edge
+    is shown in two pieces with one number."""
+    text = record.text or ""
+    mentions: list[tuple[int, int, str, str]] = []
+    for entity in record.entities:
+        mentions.extend((m.start, m.end, entity.label, entity.name) for m in entity.mentions)
+    mentions.sort()
+    kept, reach = [], 0
+    for mention in mentions:
+        if mention[0] >= reach:
+            kept.append(mention)
+            reach = mention[1]
+    sentences = [(s.start, s.end, s.index) for s in record.summary.sentences]
+    cuts = sorted(
+        {0, len(text), *(p for m in kept for p in m[:2]), *(p for s in sentences for p in s[:2])}
+    )
+    blocks: list[Block] = []
+    for start, end in pairwise(cuts):
+        sentence = next((s[2] for s in sentences if s[0] <= start < s[1]), None)
+        number = next((n for n, m in enumerate(kept) if m[0] <= start < m[1]), None)
+        if not blocks or blocks[-1].sentence != sentence:
+            blocks.append(Block(sentence))
+        if number is None:
+            blocks[-1].pieces.append(Piece(text[start:end]))
+        else:
+            _, _, label, name = kept[number]
+            blocks[-1].pieces.append(Piece(text[start:end], number, label, name))
+    return blocks
