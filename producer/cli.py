@@ -130,6 +130,10 @@ def run(
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core).")] = 0,
     name: Annotated[str | None, typer.Option(help="A name for the batch.")] = None,
     as_json: JsonFlag = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then keep the dashboard up on --port until Ctrl-C.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="The dashboard's port, with --serve.")] = 8000,
 ) -> None:
     """All in one: broker (embedded unless configured), workers, submit, progress, results."""
     settings = _settings()
@@ -151,19 +155,20 @@ def run(
             progress = client.wait(result.batch_id, alive=local.alive)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; see {local.log}") from None
-    seconds = time.monotonic() - started
-    records = list(client.results(batch_id=result.batch_id))
-    if as_json:
-        out.print_json(
-            json.dumps({**result.as_dict(), "progress": progress, "seconds": round(seconds, 2)})
-        )
-    else:
-        out.print(views.results_table(records))
-        err.print(
-            f"{progress['done']} done, {progress['failed']} failed in {seconds:.1f} s; "
-            f"see `newsflow results show ID` or `newsflow results export`",
-            highlight=False,
-        )
+        seconds = time.monotonic() - started
+        records = list(client.results(batch_id=result.batch_id))
+        if as_json:
+            report = {**result.as_dict(), "progress": progress, "seconds": round(seconds, 2)}
+            out.print_json(json.dumps(report))
+        else:
+            out.print(views.results_table(records))
+            err.print(
+                f"{progress['done']} done, {progress['failed']} failed in {seconds:.1f} s; "
+                f"see `newsflow results show ID` or `newsflow results export`",
+                highlight=False,
+            )
+        if serve:  # broker and workers stay up with it, so a requeue from the page runs
+            _serve(settings, "127.0.0.1", port)
     raise typer.Exit(1 if result.rejected or progress["failed"] else 0)
 
 
@@ -257,6 +262,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.", min=1)] = 1,
 ) -> None:
     """The HTTP API (OpenAPI at /docs) and the dashboard (at /) until Ctrl-C."""
     settings = _settings()
@@ -266,17 +272,17 @@ def serve(
             "submit and requeue; set NEWSFLOW_API_TOKEN (or keep --host 127.0.0.1)"
         )
     db.ensure_schema(settings.database_url)
-    _serve(settings, host, port)
+    _serve(settings, host, port, workers)
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     guard = "token needed for writes" if settings.api_token else "no token: this machine only"
     if settings.api_guard_reads:
         guard += " and reads"
     err.print(f"newsflow on http://{host}:{port}/ ({guard}); Ctrl-C stops", highlight=False)
     from producer.web.app import run as run_server
 
-    run_server(settings, host=host, port=port, log_level="warning")
+    run_server(settings, host=host, port=port, workers=workers, log_level="warning")
 
 
 @app.command()

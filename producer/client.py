@@ -14,6 +14,7 @@ from newsflow.config import Settings, get_settings
 from newsflow.db import read_scope
 from newsflow.delivery import Reopened
 from newsflow.errors import NewsflowError
+from newsflow.models import Batch
 from newsflow.record import ArticleRecord, ArticleRow, EntityCount
 from producer import monitor, results, submit
 from producer.broker import check_broker
@@ -197,5 +198,5 @@ class Client:
 
 
 def _known_batch(session: Session, batch_id: int | None) -> None:
-    if batch_id is not None and not monitor.batch_progress(session, batch_id):
+    if batch_id is not None and session.get(Batch, batch_id) is None:
         raise NewsflowError(f"no batch {batch_id}; `newsflow status` lists the batches")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import bindparam, case, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -51,15 +51,17 @@ def article_status() -> Any:
     )
 
 
+_STATUSES = (
+    select_columns(col(StageRow.article_id), status_rule(*_counts()))
+    .where(col(StageRow.article_id).in_(bindparam("ids", expanding=True)))
+    .group_by(col(StageRow.article_id))
+)
+
+
 def statuses_of(session: Session, ids: Sequence[int]) -> dict[int, str]:
     """The status of each of these articles (one without stage rows yet is queued), read
     from their own stage rows only."""
-    query = (
-        select_columns(col(StageRow.article_id), status_rule(*_counts()))
-        .where(col(StageRow.article_id).in_(ids))
-        .group_by(col(StageRow.article_id))
-    )
-    found: dict[int, str] = dict(session.execute(query).tuples().all())
+    found: dict[int, str] = dict(session.execute(_STATUSES, {"ids": list(ids)}).tuples().all())
     return {i: found.get(i, QUEUED) for i in ids}
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import IO, Any, Literal
 
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, or_
 from sqlalchemy import select as select_columns
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from newsflow import record as rec
@@ -188,24 +190,49 @@ class Filters:
     since: str | None = None  # published on or after, an ISO date (compared as text)
     until: str | None = None  # published on or before
 
+    def params(self) -> dict[str, Any]:
+        """The bound values of the filters given, by parameter name (see _filtered)."""
+        given: dict[str, Any] = {}
+        if self.agency is not None:
+            given["agency"] = self.agency.casefold()
+        if self.language is not None:
+            given["language"] = self.language
+        if self.since is not None:
+            given["since"] = self.since
+        if self.until is not None:  # "2026-08-31" takes in "2026-08-31T18:00:00Z"
+            given["until"], given["until_length"] = self.until, len(self.until)
+        if self.status is not None:
+            given["status"] = str(self.status)
+        if self.entity is not None:
+            needle = self.entity.strip().casefold()
+            escaped = _like_escape(needle)
+            given |= {"entity": needle, "entity_first": f"{escaped} %",
+                      "entity_last": f"% {escaped}"}  # fmt: skip
+        if self.batch_id is not None:
+            given["batch_id"] = self.batch_id
+        return given
 
-def _filtered(query: Any, filters: Filters, published: Any) -> Any:
-    """`query` (over articles) narrowed by every filter but the batch."""
-    if filters.agency is not None:
-        query = query.where(func.lower(col(Article.agency)) == filters.agency.casefold())
-    if filters.language is not None:
-        query = query.where(col(Article.language) == filters.language)
-    if filters.since is not None:
-        query = query.where(published >= filters.since)
-    if filters.until is not None:  # "2026-08-31" takes in "2026-08-31T18:00:00Z"
-        query = query.where(func.substr(published, 1, len(filters.until)) <= filters.until)
-    if filters.status is not None:
+
+def _filtered(query: Any, given: Collection[str], published: Any) -> Any:
+    """`query` (over articles) narrowed by every filter in `given` (the names of
+    Filters.params) but the batch, as bound parameters: one statement serves any values."""
+    if "agency" in given:
+        query = query.where(func.lower(col(Article.agency)) == bindparam("agency"))
+    if "language" in given:
+        query = query.where(col(Article.language) == bindparam("language"))
+    if "since" in given:
+        query = query.where(published >= bindparam("since"))
+    if "until" in given:
+        query = query.where(
+            func.substr(published, 1, bindparam("until_length")) <= bindparam("until")
+        )
+    if "status" in given:
         sub = article_status()
         query = query.where(
-            col(Article.id).in_(select(sub.c.article_id).where(sub.c.status == filters.status))
+            col(Article.id).in_(select(sub.c.article_id).where(sub.c.status == bindparam("status")))
         )
-    if filters.entity is not None:
-        query = query.where(col(Article.id).in_(entity_articles(filters.entity)))
+    if "entity" in given:
+        query = query.where(col(Article.id).in_(entity_articles()))
     return query
 
 
@@ -220,10 +247,11 @@ def article_ids(
     """Ids matching the filters, ascending, from `after` (keyset paging) or `offset`."""
     query = select(col(Article.id)).where(col(Article.id) > after).order_by(col(Article.id))
     published = func.coalesce(col(Article.published), col(Article.guessed_published))
-    query = _filtered(query, filters, published)
+    params = filters.params()
+    query = _filtered(query, params, published)
     if filters.batch_id is not None:
         query = query.where(col(Article.id).in_(batch_members(filters.batch_id)))
-    return list(session.execute(_paged(query, limit, offset)).scalars())
+    return list(session.execute(_paged(query, limit, offset), params).scalars())
 
 
 def _paged(query: Any, limit: int | None, offset: int) -> Any:
@@ -249,70 +277,86 @@ def submissions(
         .where(col(BatchArticle.batch_id) == filters.batch_id, col(BatchArticle.id) > after)
         .order_by(col(BatchArticle.id))
     )
-    query = _filtered(query, filters, published)
-    return list(session.execute(_paged(query, limit, offset)).scalars())
+    params = filters.params()
+    query = _filtered(query, params, published)
+    return list(session.execute(_paged(query, limit, offset), params).scalars())
+
+
+@cache
+def _listing(batched: bool, given: frozenset[str]) -> Any:
+    """The statement of a listing page, for filters of these names, built once: the
+    values are bound at each execution (`after`, `limit` and Filters.params)."""
+    published = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
+    columns: tuple[Any, ...] = (
+        col(Article.id), col(BatchArticle.batch_id), col(BatchArticle.title).label("given"),
+        col(Article.title), col(Article.given_title), col(Article.agency),
+        col(Article.language), published.label("published"),
+    )  # fmt: skip
+    if batched:
+        key = col(BatchArticle.id)
+        query = (
+            select_columns(key.label("key"), *columns)
+            .join(Article, col(Article.id) == col(BatchArticle.article_id))
+            .where(col(BatchArticle.batch_id) == bindparam("batch_id"))
+        )
+    else:  # each article with its first submission
+        key = col(Article.id)
+        first = aliased(BatchArticle)
+        first_id = select(func.min(first.id)).where(first.article_id == Article.id)
+        query = (
+            select_columns(key.label("key"), *columns)
+            .select_from(Article)
+            .join(BatchArticle, col(BatchArticle.id) == first_id.scalar_subquery())
+        )
+        published = func.coalesce(col(Article.published), col(Article.guessed_published))
+    query = _filtered(query, given, published)
+    return query.where(key > bindparam("after")).order_by(key).limit(bindparam("limit"))
+
+
+_TOP_NAMES = (
+    select_columns(col(Entity.article_id), col(Entity.name))
+    .where(col(Entity.article_id).in_(bindparam("ids", expanding=True)), col(Entity.idx) < 3)
+    .order_by(col(Entity.article_id), col(Entity.idx))
+)
+_ERRORS = select_columns(col(StageRow.article_id), col(StageRow.stage), col(StageRow.error)).where(
+    col(StageRow.article_id).in_(bindparam("ids", expanding=True)), col(StageRow.error).is_not(None)
+)
 
 
 def rows(
     session: Session, filters: Filters, *, after: int = 0, limit: int = 50
 ) -> tuple[list[ArticleRow], int | None]:
     """A page of listing rows and the cursor of the next page (None on the last). Keyset
-    paged on submission ids within a batch, else on article ids, so rows added meanwhile
-    never shift a page. Reads no article text, mentions or summaries."""
-    if filters.batch_id is not None:
-        members = submissions(session, filters, after=after, limit=limit + 1)
-        more, members = len(members) > limit, members[:limit]
-        last = members[-1].id if members else None
-    else:
-        ids = article_ids(session, filters, after=after, limit=limit + 1)
-        more, ids = len(ids) > limit, ids[:limit]
-        by_article = {m.article_id: m for m in first_submissions(session, ids)}
-        members = [by_article[i] for i in ids if i in by_article]
-        last = ids[-1] if ids else None
-    ids = sorted({m.article_id for m in members})
-    articles = {
-        a.id: a
-        for a in session.execute(
-            select_columns(
-                col(Article.id),
-                col(Article.title),
-                col(Article.given_title),
-                col(Article.agency),
-                col(Article.language),
-                col(Article.guessed_published),
-            ).where(col(Article.id).in_(ids))
-        )
-    }
+    paged on submission ids within a batch, else on article ids (with the article's first
+    submission), so rows added meanwhile never shift a page. Four prepared statements, none
+    reading article text, mentions or summaries: this is what GET /articles serves."""
+    params = filters.params()
+    query = _listing(filters.batch_id is not None, frozenset(params))
+    found = session.execute(query, {**params, "after": after, "limit": limit + 1}).all()
+    more, found = len(found) > limit, found[:limit]
+    ids = sorted({r.id for r in found})
     statuses = statuses_of(session, ids)
     names: dict[int, list[str]] = defaultdict(list)
-    top = select_columns(col(Entity.article_id), col(Entity.name)).where(
-        col(Entity.article_id).in_(ids), col(Entity.idx) < 3
-    )
-    for article_id, name in session.execute(top.order_by(col(Entity.article_id), col(Entity.idx))):
+    for article_id, name in session.execute(_TOP_NAMES, {"ids": ids}):
         names[article_id].append(name)
     errors: dict[int, dict[Stage, str]] = defaultdict(dict)
-    failed = select_columns(col(StageRow.article_id), col(StageRow.stage), col(StageRow.error))
-    for article_id, stage, error in session.execute(
-        failed.where(col(StageRow.article_id).in_(ids), col(StageRow.error).is_not(None))
-    ):
+    for article_id, stage, error in session.execute(_ERRORS, {"ids": ids}):
         errors[article_id][Stage(stage)] = error
-    found = []
-    for m in members:
-        a = articles[m.article_id]
-        found.append(
-            ArticleRow(
-                id=m.article_id,
-                batch_id=m.batch_id,
-                status=Status(statuses[m.article_id]),
-                title=m.title or (a.title if a.title != a.given_title else None),
-                agency=a.agency,
-                language=a.language,
-                published=m.published or a.guessed_published,
-                entities=names[m.article_id],
-                errors=errors[m.article_id],
-            )
+    listed = [
+        ArticleRow(
+            id=r.id,
+            batch_id=r.batch_id,
+            status=Status(statuses[r.id]),
+            title=r.given or (r.title if r.title != r.given_title else None),
+            agency=r.agency,
+            language=r.language,
+            published=r.published,
+            entities=names[r.id],
+            errors=errors[r.id],
         )
-    return found, last if more else None
+        for r in found
+    ]
+    return listed, found[-1].key if more else None
 
 
 def page(session: Session, filters: Filters, *, limit: int, offset: int) -> list[ArticleRecord]:
@@ -328,19 +372,19 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def entity_articles(name: str) -> Any:
-    """Ids of articles with an entity called `name` (canonical name, a word-aligned part of
-    it, or any mention's text), case-insensitive."""
-    needle = name.strip().casefold()
-    escaped = _like_escape(needle)
+def entity_articles() -> Any:
+    """Ids of articles with an entity called `:entity` (canonical name, a word-aligned part
+    of it, or any mention's text), case-insensitive; see Filters.params."""
     by_name = select(col(Entity.article_id)).where(
         or_(
-            col(Entity.name_lower) == needle,
-            col(Entity.name_lower).like(f"{escaped} %", escape="\\"),
-            col(Entity.name_lower).like(f"% {escaped}", escape="\\"),
+            col(Entity.name_lower) == bindparam("entity"),
+            col(Entity.name_lower).like(bindparam("entity_first"), escape="\\"),
+            col(Entity.name_lower).like(bindparam("entity_last"), escape="\\"),
         )
     )
-    by_mention = select(col(Mention.article_id)).where(func.lower(col(Mention.text)) == needle)
+    by_mention = select(col(Mention.article_id)).where(
+        func.lower(col(Mention.text)) == bindparam("entity")
+    )
     return by_name.union(by_mention)
 
 

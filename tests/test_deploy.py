@@ -13,7 +13,7 @@ from producer.cli import app
 from tests.conftest import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-OUR_SERVICES = ("migrate", "worker", "flower", "producer")
+OUR_SERVICES = ("migrate", "worker", "flower", "api", "producer")
 
 
 def _command(service: str) -> list[str]:
@@ -88,7 +88,12 @@ def test_secrets_come_from_an_uncommitted_env_file() -> None:
     assert _secret_name(redis[redis.index("--requirepass") + 1]) == "REDIS_PASSWORD"
     used = set(re.findall(r"\$\{([A-Z_]+):\?", (ROOT / "docker-compose.yml").read_text()))
     example = (ROOT / ".env.example").read_text()
-    assert used == {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_BASIC_AUTH"}
+    assert used == {
+        "REDIS_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "FLOWER_BASIC_AUTH",
+        "NEWSFLOW_API_TOKEN",
+    }
     for name in used:
         assert re.search(rf"^{name}=$", example, re.M), f".env.example lacks {name}"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
@@ -103,6 +108,14 @@ def test_flower_asks_for_a_password_and_listens_on_localhost_only() -> None:
     assert all(port.startswith("127.0.0.1:") for port in flower["ports"])
 
 
+def test_the_api_listens_behind_its_token() -> None:
+    api = COMPOSE["services"]["api"]
+    assert _secret_name(api["environment"]["NEWSFLOW_API_TOKEN"]) == "NEWSFLOW_API_TOKEN"
+    argv = _command("api")
+    assert argv[:2] == ["newsflow", "serve"] and "/healthz" in str(api["healthcheck"]["test"])
+    assert all(port.startswith("127.0.0.1:") for port in api["ports"])
+
+
 def test_images_and_packages_are_pinned() -> None:
     for service in COMPOSE["services"].values():
         if "image" in service:
@@ -113,5 +126,6 @@ def test_images_and_packages_are_pinned() -> None:
     assert base and re.search(r":\d+\.\d+\.\d+", base.group(1)), "base image not pinned"
     assert "-c deploy/constraints.txt" in dockerfile
     pins = (ROOT / "deploy" / "constraints.txt").read_text()
-    for package in ("celery", "kombu", "redis", "spacy", "trafilatura", "flower", "tornado"):
+    for package in ("celery", "kombu", "redis", "spacy", "trafilatura", "flower", "tornado",
+                    "fastapi", "uvicorn", "sse-starlette", "jinja2"):  # fmt: skip
         assert re.search(rf"^{package}==\S+$", pins, re.M | re.I), f"{package} not pinned"

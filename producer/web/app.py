@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,7 +61,7 @@ def _refused(credentials: HTTPAuthorizationCredentials | None) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def writer(request: Request, credentials: Credentials) -> Client:
+async def writer(request: Request, credentials: Credentials) -> Client:
     """The Client, for a request allowed to change things."""
     client = client_of(request)
     if not _token_matches(client.settings, credentials):
@@ -68,7 +69,7 @@ def writer(request: Request, credentials: Credentials) -> Client:
     return client
 
 
-def reader(request: Request, credentials: Credentials) -> Client:
+async def reader(request: Request, credentials: Credentials) -> Client:
     """The Client, for a request allowed to read (open unless NEWSFLOW_API_GUARD_READS)."""
     client = client_of(request)
     if client.settings.api_guard_reads and not _token_matches(client.settings, credentials):
@@ -138,8 +139,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def run(settings: Settings, *, host: str, port: int, **uvicorn_options: Any) -> None:
-    """Serve until stopped."""
+def run(settings: Settings, *, host: str, port: int, workers: int = 1, **options: Any) -> None:
+    """Serve until stopped; with several worker processes, each builds its app from the
+    environment, so the settings given here are put there first."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, **options)
+        return
+    os.environ["NEWSFLOW_DATABASE_URL"] = settings.database_url
+    os.environ["NEWSFLOW_BROKER_URL"] = settings.broker()
+    uvicorn.run(f"{__name__}:create_app", factory=True, host=host, port=port, workers=workers,
+                **options)  # fmt: skip
