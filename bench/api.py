@@ -193,14 +193,15 @@ def main() -> None:
     listing = listing_figures(work, args)
     paced, closed = listing["paced"], listing["closed_loop"]
 
-    table = Table(title=f"HTTP API on {os.cpu_count()} cores (SQLite, embedded Redis)")
+    table = Table(title=f"HTTP API on {os.cpu_count()} cores, serve --workers {args.workers} "
+                  "(SQLite, embedded Redis)")  # fmt: skip
     for column in ("measure", "figure", "target"):
         table.add_column(column)
     table.add_row(f"submit {args.records:,} records, CLI", f"{submit['cli_per_s']:,}/s", "")
     table.add_row("submit, POST /batches", f"{submit['http_per_s']:,}/s", "")
     table.add_row("HTTP / CLI", f"{submit['http_vs_cli']:.2f}x", ">= 0.8x")
-    who = f"GET /articles, {args.clients} clients, {args.workers} server processes"
-    table.add_row(f"{who}, {args.pause} s pause: p50", f"{paced['p50_ms']} ms", "")
+    table.add_row(f"GET /articles, {args.clients} clients, {args.pause} s apart: p50",
+                  f"{paced['p50_ms']} ms", "")  # fmt: skip
     table.add_row("  p99", f"{paced['p99_ms']} ms", "<= 50 ms")
     table.add_row("  requests/s", f"{paced['per_s']:,}", "")
     table.add_row("closed loop (no pause): p50", f"{closed['p50_ms']} ms", "")

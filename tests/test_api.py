@@ -236,6 +236,18 @@ def test_every_bad_input_gets_a_reason_and_the_rest_goes_on(api: Server, stack: 
     assert api.process.poll() is None
 
 
+def test_guarded_reads_take_the_token_or_the_dashboard_cookie(stack: Stack, tmp_path: Path) -> None:
+    with serving(stack.settings, tmp_path / "serve.log", NEWSFLOW_API_GUARD_READS="true") as api:
+        assert_problem(httpx.get(f"{api.url}/articles"), 401, "API token")
+        assert_problem(httpx.get(f"{api.url}/"), 401)
+        assert httpx.get(f"{api.url}/articles", headers=AUTH).status_code == 200
+        cookie = {"newsflow_token": TOKEN}
+        assert httpx.get(f"{api.url}/", cookies=cookie).status_code == 200
+        assert httpx.get(f"{api.url}/healthz").status_code == 200  # for load balancers
+        writing = httpx.post(f"{api.url}/batches", json=[{"text": STORY}], cookies=cookie)
+        assert_problem(writing, 401)  # a cookie never authorises a write
+
+
 def test_serve_refuses_an_open_address_without_a_token(stack: Stack, tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,7 @@ from producer.client import Client
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PROBLEM = "application/problem+json"
+TOKEN_COOKIE = "newsflow_token"  # set by static/live.js from the token field
 bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -45,11 +47,11 @@ def client_of(request: Request) -> Client:
     return client
 
 
-def _token_matches(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
+def _token_matches(settings: Settings, given: str | None) -> bool:
     if settings.api_token is None:
         return True  # no token: `serve` listens on 127.0.0.1 only
-    given = credentials.credentials if credentials else ""
-    return hmac.compare_digest(given.encode(), settings.api_token.get_secret_value().encode())
+    expected = settings.api_token.get_secret_value().encode()
+    return hmac.compare_digest((given or "").encode(), expected)
 
 
 def _refused(credentials: HTTPAuthorizationCredentials | None) -> HTTPException:
@@ -64,15 +66,19 @@ def _refused(credentials: HTTPAuthorizationCredentials | None) -> HTTPException:
 async def writer(request: Request, credentials: Credentials) -> Client:
     """The Client, for a request allowed to change things."""
     client = client_of(request)
-    if not _token_matches(client.settings, credentials):
+    if not _token_matches(client.settings, credentials.credentials if credentials else None):
         raise _refused(credentials)
     return client
 
 
 async def reader(request: Request, credentials: Credentials) -> Client:
-    """The Client, for a request allowed to read (open unless NEWSFLOW_API_GUARD_READS)."""
+    """The Client, for a request allowed to read (open unless NEWSFLOW_API_GUARD_READS).
+    A guarded read also takes the token from the dashboard's cookie, which writes never
+    do: a cookie goes with requests other sites make, a header does not."""
     client = client_of(request)
-    if client.settings.api_guard_reads and not _token_matches(client.settings, credentials):
+    cookie = unquote(request.cookies.get(TOKEN_COOKIE, ""))
+    given = credentials.credentials if credentials else cookie
+    if client.settings.api_guard_reads and not _token_matches(client.settings, given):
         raise _refused(credentials)
     return client
 

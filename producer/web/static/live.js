@@ -60,7 +60,11 @@ async function requeue(button) {
 document.addEventListener("DOMContentLoaded", () => {
   const field = document.getElementById("token");
   field.value = sessionStorage.getItem(TOKEN_KEY) || "";
-  field.addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, field.value));
+  field.addEventListener("change", () => {
+    sessionStorage.setItem(TOKEN_KEY, field.value);
+    // For pages and event streams when the server guards reads (never used for writes).
+    document.cookie = `newsflow_token=${encodeURIComponent(field.value)}; path=/; SameSite=Strict`;
+  });
   for (const widget of document.querySelectorAll(".progress[data-finished='no']")) {
     follow(widget);
   }
