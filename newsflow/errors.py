@@ -9,6 +9,10 @@ class ConfigurationError(NewsflowError):
     """Raised when a setting is missing or wrong; the message says which and how to fix it."""
 
 
+class NotFound(NewsflowError):
+    """Raised when a batch or article asked for does not exist; the message names it."""
+
+
 class ServiceUnavailable(NewsflowError):
     """Raised when the broker or database cannot be reached; the message names the URL."""
 

@@ -13,7 +13,7 @@ from newsflow import db
 from newsflow.config import Settings, get_settings
 from newsflow.db import read_scope
 from newsflow.delivery import Reopened
-from newsflow.errors import NewsflowError
+from newsflow.errors import NewsflowError, NotFound
 from newsflow.models import Batch
 from newsflow.record import ArticleRecord, ArticleRow, EntityCount
 from producer import monitor, results, submit
@@ -199,4 +199,4 @@ class Client:
 
 def _known_batch(session: Session, batch_id: int | None) -> None:
     if batch_id is not None and session.get(Batch, batch_id) is None:
-        raise NewsflowError(f"no batch {batch_id}; `newsflow status` lists the batches")
+        raise NotFound(f"no batch {batch_id}; `newsflow status` lists the batches")

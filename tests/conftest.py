@@ -117,6 +117,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from fresh_database(request.param, tmp_path)
 
 
+def stop(process: subprocess.Popen[bytes], *, grace: float) -> None:
+    """SIGTERM, then after `grace` seconds SIGKILL to its whole process group."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait()
+
+
 @dataclass
 class Stack:
     """A database, a broker and real worker processes, wired together."""
@@ -155,13 +167,7 @@ class Stack:
     def stop_worker(self) -> None:
         """Stop every worker this stack started (warm, then by force)."""
         for worker in self.workers:
-            if worker.poll() is None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.pid, 9)
-                    worker.wait()
+            stop(worker, grace=30)
         self.workers.clear()
         self.worker = None
 
@@ -253,9 +259,4 @@ def serving(settings: Settings, log: Path, **env_overrides: str) -> Iterator[Ser
             time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+        stop(process, grace=20)

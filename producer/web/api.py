@@ -31,6 +31,7 @@ from producer.client import Client
 from producer.metrics import NewsflowCollector
 from producer.sources import Record, Rejected, bounded_lines, from_mapping, line_limit
 from producer.sources import read_jsonl_lines as jsonl_records
+from producer.submit import SubmitResult
 from producer.web.app import Reader, Writer, client_of
 
 router = APIRouter()
@@ -82,7 +83,7 @@ async def _spool(request: Request, body: IO[bytes], limit: int) -> None:
     body.seek(0)
 
 
-def _submit(client: Client, body: IO[bytes], kind: str, name: str | None) -> Any:
+def _submit(client: Client, body: IO[bytes], kind: str, name: str | None) -> SubmitResult:
     records = _ndjson(body, client.settings) if kind == NDJSON else _array(body, client.settings)
     return client.submit(records, name=name)
 
@@ -107,6 +108,7 @@ def _ndjson(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejected]:
 
 
 def _array(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejected]:
+    """The records of a JSON array, which is parsed whole: big batches go better as JSONL."""
     try:
         data = json.load(body)
     except UnicodeDecodeError as exc:

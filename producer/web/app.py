@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -22,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from newsflow import __version__
 from newsflow.config import Settings, get_settings, mask_secrets
 from newsflow.db import error_reason
-from newsflow.errors import ConfigurationError, NewsflowError, ServiceUnavailable
+from newsflow.errors import ConfigurationError, NewsflowError, NotFound, ServiceUnavailable
 from producer.client import Client
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 def problem(status: int, detail: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
     """An RFC 9457 problem document."""
-    from http import HTTPStatus
-
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
             "detail": detail}  # fmt: skip
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -112,9 +111,13 @@ def _install_problem_handlers(app: FastAPI) -> None:
     async def misconfigured(_: Request, exc: ConfigurationError) -> JSONResponse:
         return problem(503, mask_secrets(str(exc)))
 
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, str(exc))
+
     @app.exception_handler(NewsflowError)
     async def refused(_: Request, exc: NewsflowError) -> JSONResponse:
-        return problem(404 if str(exc).startswith("no ") else 400, mask_secrets(str(exc)))
+        return problem(400, mask_secrets(str(exc)))
 
     @app.exception_handler(SQLAlchemyError)
     async def database(_: Request, exc: SQLAlchemyError) -> JSONResponse:

@@ -120,28 +120,36 @@ def highlighted(record: ArticleRecord) -> list[Block]:
     A mention that overlaps an earlier one is left plain; one that crosses a sentence edge
     is shown in two pieces with one number."""
     text = record.text or ""
-    mentions: list[tuple[int, int, str, str]] = []
-    for entity in record.entities:
-        mentions.extend((m.start, m.end, entity.label, entity.name) for m in entity.mentions)
-    mentions.sort()
-    kept, reach = [], 0
-    for mention in mentions:
-        if mention[0] >= reach:
-            kept.append(mention)
-            reach = mention[1]
-    sentences = [(s.start, s.end, s.index) for s in record.summary.sentences]
-    cuts = sorted(
-        {0, len(text), *(p for m in kept for p in m[:2]), *(p for s in sentences for p in s[:2])}
+    mentions = sorted(
+        (m.start, m.end, entity.label, entity.name)
+        for entity in record.entities
+        for m in entity.mentions
     )
+    kept: list[tuple[int, int, str, str]] = []
+    for mention in mentions:
+        if not kept or mention[0] >= kept[-1][1]:
+            kept.append(mention)
+    sentences = sorted((s.start, s.end, s.index) for s in record.summary.sentences)
+    edges = {
+        0,
+        len(text),
+        *(p for m in kept for p in m[:2]),
+        *(p for s in sentences for p in s[:2]),
+    }
     blocks: list[Block] = []
-    for start, end in pairwise(cuts):
-        sentence = next((s[2] for s in sentences if s[0] <= start < s[1]), None)
-        number = next((n for n, m in enumerate(kept) if m[0] <= start < m[1]), None)
+    m = s = 0  # the first mention and sentence that may still hold a piece
+    for start, end in pairwise(sorted(edges)):
+        while m < len(kept) and kept[m][1] <= start:
+            m += 1
+        while s < len(sentences) and sentences[s][1] <= start:
+            s += 1
+        inside = s < len(sentences) and sentences[s][0] <= start
+        sentence = sentences[s][2] if inside else None
         if not blocks or blocks[-1].sentence != sentence:
             blocks.append(Block(sentence))
-        if number is None:
-            blocks[-1].pieces.append(Piece(text[start:end]))
+        if m < len(kept) and kept[m][0] <= start:
+            _, _, label, name = kept[m]
+            blocks[-1].pieces.append(Piece(text[start:end], m, label, name))
         else:
-            _, _, label, name = kept[number]
-            blocks[-1].pieces.append(Piece(text[start:end], number, label, name))
+            blocks[-1].pieces.append(Piece(text[start:end]))
     return blocks
