@@ -153,6 +153,8 @@ def test_requeue_works_with_the_token_and_is_refused_without(
 
 
 def test_the_pages_read_without_javascript(server: Server, browser: Any, stack: Stack) -> None:
+    for batch in httpx.get(f"{server.url}/batches").json():  # the requeued article included
+        stack.wait(batch["id"])
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(f"{server.url}/")
