@@ -15,9 +15,15 @@ systems of each part:
   favor_precision=True, and our clean stage (kind="html"). Scored as the benchmark does:
   `\\w+` tokens, 4-token shingles counted as multisets, each page's TP/FP/FN divided by
   their sum, precision and recall from the sums over pages, F1 from those two.
-- Keyphrases (kpcrowd/): the first 10 phrases of pytextrank (same model) and of the
-  extract stage; a phrase matches a reference phrase when their Porter-stemmed,
-  lower-cased words are equal. Precision@10, recall and F1 per document, macro means.
+- Keyphrases (kpcrowd/): the first 10 phrases of pytextrank (same model), of the
+  extract stage, and of the extract stage's method for languages without a parser
+  (tokens and stop words only, run here on English); a phrase matches a reference phrase
+  when their Porter-stemmed, lower-cased words are equal. Precision@10, recall and F1
+  per document, macro means.
+- Languages (article_extraction/ again): every page through clean, extract and summarize
+  as a worker runs them (the language's entity model when one is installed, else its
+  tokenizer), counting the pages that end done, and per detected language the pages and
+  the mean summary length in sentences and words.
 Prints a table per part, then one JSON line with F1 as fractions.
 """
 
@@ -38,8 +44,9 @@ from rich.table import Table
 from bench.summaries import textrank_nlp
 from worker.clean import clean_article
 from worker.entities import extract_entities
-from worker.keyphrases import extract_keyphrases
-from worker.nlp import get_nlp
+from worker.keyphrases import extract_keyphrases, extract_token_keyphrases
+from worker.nlp import entity_model, get_nlp, get_sentencizer
+from worker.summarize import split_sentences, summarize, terms_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CONLL_TYPES = {"PERSON": "PER", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC", "ORG": "ORG"}
@@ -202,7 +209,9 @@ def keyphrases(folder: Path, limit: int | None) -> dict[str, Any]:
     stem = _stemmer()
     textrank = textrank_nlp()
     docs = sorted((folder / "docsutf8").glob("*.txt"))[:limit]
-    scores: dict[str, list[tuple[float, float, float]]] = {"textrank": [], "ours": []}
+    scores: dict[str, list[tuple[float, float, float]]] = {
+        "textrank": [], "ours": [], "ours_tokens_only": []
+    }  # fmt: skip
     for path in docs:
         keys = folder / "keys" / f"{path.stem}.key"
         truth = {stem(k) for k in keys.read_text(encoding="utf-8").splitlines() if k.strip()}
@@ -210,6 +219,9 @@ def keyphrases(folder: Path, limit: int | None) -> dict[str, Any]:
         predicted = {
             "textrank": [p.text for p in textrank(text)._.phrases],
             "ours": [k.text for k in extract_keyphrases(get_nlp()(text), top=10)],
+            "ours_tokens_only": [
+                k.text for k in extract_token_keyphrases(get_sentencizer("en")(text), top=10)
+            ],
         }
         for system, phrases in predicted.items():
             top: list[str] = []
@@ -225,6 +237,56 @@ def keyphrases(folder: Path, limit: int | None) -> dict[str, Any]:
         p, r, f = (sum(row[i] for row in rows) / n for i in range(3))
         result[system] = {"precision": p, "recall": r, "f1": f}
     return result
+
+
+# Languages -------------------------------------------------------------------------------
+
+
+def _process(html: str) -> tuple[str | None, list[Any]]:
+    """(language, summary sentences) of a page run through the three stages as a worker
+    runs them; raises where a stage would fail."""
+    cleaned = clean_article(html, kind="html")
+    language = cleaned.language
+    if model := entity_model(language):
+        doc = get_nlp(model)(cleaned.text)
+        extract_entities(doc, title=cleaned.title)
+        extract_keyphrases(doc)
+    else:
+        extract_token_keyphrases(get_sentencizer(language)(cleaned.text))
+    sentencizer = get_sentencizer(language)
+    sentences = split_sentences(sentencizer, cleaned.text, language)
+    return language, summarize(sentences, title_terms=terms_of(sentencizer, cleaned.title or ""))
+
+
+def languages(folder: Path, limit: int | None) -> dict[str, Any]:
+    truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
+    pages = sorted(truth)[:limit]
+    done = 0
+    failures: list[str] = []
+    per: dict[str, list[tuple[int, int]]] = {}
+    for page in pages:
+        html = gzip.decompress((folder / "html" / f"{page}.html.gz").read_bytes())
+        try:
+            language, summary = _process(html.decode("utf-8", "replace"))
+        except Exception as exc:  # what the stage would store as the page's error
+            failures.append(f"{page}: {type(exc).__name__}: {exc}"[:200])
+            continue
+        done += 1
+        words = sum(s.words for s in summary)
+        per.setdefault(language or "?", []).append((len(summary), words))
+    return {
+        "pages": len(pages),
+        "done": done,
+        "failures": failures,
+        "languages": {
+            code: {
+                "pages": len(rows),
+                "sentences": sum(r[0] for r in rows) / len(rows),
+                "words": sum(r[1] for r in rows) / len(rows),
+            }
+            for code, rows in sorted(per.items(), key=lambda item: -len(item[1]))
+        },
+    }
 
 
 # Report ----------------------------------------------------------------------------------
@@ -261,13 +323,21 @@ def main() -> None:
         summary["html"] = {f"{s}_f1": v["f1"] for s, v in systems.items()}
     if (args.data / "kpcrowd").is_dir():
         result = keyphrases(args.data / "kpcrowd", args.limit)
-        systems = {s: result[s] for s in ("textrank", "ours")}
+        systems = {s: result[s] for s in ("textrank", "ours", "ours_tokens_only")}
         title = f"Keyphrases, KPCrowd: {result['documents']} documents, @10"
         console.print(table(title, ["precision", "recall", "f1"], systems))
-        summary["keyphrases"] = {
-            "textrank_f1_at_10": result["textrank"]["f1"],
-            "ours_f1_at_10": result["ours"]["f1"],
-        }
+        summary["keyphrases"] = {f"{s}_f1_at_10": v["f1"] for s, v in systems.items()}
+    if (args.data / "article_extraction").is_dir():
+        result = languages(args.data / "article_extraction", args.limit)
+        out = Table(title=f"Every language: {result['done']} of {result['pages']} pages done")
+        for column in ("language", "pages", "summary sentences", "summary words"):
+            out.add_column(column, justify="right")
+        for code, row in result["languages"].items():
+            out.add_row(code, str(row["pages"]), f"{row['sentences']:.1f}", f"{row['words']:.1f}")
+        console.print(out)
+        for failure in result["failures"]:
+            console.print(f"not done: {failure}", highlight=False)
+        summary["languages"] = {"done_share": result["done"] / max(result["pages"], 1)}
     print(json.dumps({part: {k: round(v, 4) for k, v in f.items()} for part, f in summary.items()}))
 
 

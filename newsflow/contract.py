@@ -21,12 +21,14 @@ class Stage(StrEnum):
 
 
 class Status(StrEnum):
-    """A stage row's status, and the article status derived from its stages."""
+    """A stage row's status, and the article status derived from its stages (an article
+    is never skipped: a skipped stage counts as finished, like a done one)."""
 
     QUEUED = "queued"
     RUNNING = "processing"
     DONE = "done"
     FAILED = "failed"
+    SKIPPED = "skipped"  # the stage had nothing to do for the article, and says why
 
 
 STAGES = tuple(Stage)  # in pipeline order
@@ -38,7 +40,9 @@ QUEUES = tuple(stage.value for stage in STAGES)  # a queue per stage, so each sc
 AFTER_CLEAN = (Stage.EXTRACT, Stage.SUMMARIZE)
 
 QUEUED, RUNNING, DONE, FAILED = Status.QUEUED, Status.RUNNING, Status.DONE, Status.FAILED
-ARTICLE_STATUSES = tuple(Status)
+SKIPPED = Status.SKIPPED
+FINISHED = (DONE, SKIPPED)  # a stage row that needs no more work
+ARTICLE_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, exists, literal, or_, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, STAGES, Stage
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, FINISHED, QUEUED, RUNNING, STAGES, Stage
 from newsflow.db import insert, session_scope
 from newsflow.models import Article, BatchArticle, StageRow, utcnow
 
@@ -184,7 +184,7 @@ def reopen(
     lost: dict[str, list[int]] = {}
     rows = session.execute(
         select_columns(col(StageRow.stage), col(StageRow.article_id), col(StageRow.status), quiet)
-        .where(scope, col(StageRow.status) != DONE)
+        .where(scope, col(StageRow.status).not_in(FINISHED))
         .order_by(col(StageRow.stage), col(StageRow.article_id))
     )
     for name, article_id, status, is_quiet in rows:

@@ -58,7 +58,7 @@ class Summary(_Out):
 
 class StageOutcome(_Out):
     status: Status
-    error: str | None
+    error: str | None  # why it failed, or for a skipped stage why it was skipped
     seconds: float | None
 
 
@@ -95,8 +95,12 @@ class ArticleRecord(_Out):
     pipeline: Pipeline
 
     def errors(self) -> dict[Stage, str]:
-        """The error of each stage that has one."""
-        return {stage: s.error for stage, s in self.stages.items() if s.error}
+        """The error of each stage that failed."""
+        return {
+            stage: s.error
+            for stage, s in self.stages.items()
+            if s.status == Status.FAILED and s.error
+        }
 
 
 class EntityCount(_Out):

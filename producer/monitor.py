@@ -11,7 +11,16 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from newsflow.config import Settings, mask_url
-from newsflow.contract import ARTICLE_STATUSES, DONE, FAILED, QUEUED, REQUIRED, RUNNING, STAGES
+from newsflow.contract import (
+    ARTICLE_STATUSES,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    REQUIRED,
+    RUNNING,
+    STAGES,
+)
 from newsflow.db import read_scope
 from newsflow.delivery import batch_members
 from newsflow.errors import ServiceUnavailable
@@ -20,19 +29,20 @@ from producer import broker
 
 
 def _counts() -> tuple[Any, Any, Any]:
-    """Per article: its failed stage rows, its done rows of the stages it needs, and its
-    started (done or processing) rows."""
+    """Per article: its failed stage rows, its finished (done or skipped) rows of the stages
+    it needs, and its started (finished or processing) rows."""
 
     def count(*statuses: str, stages: tuple[str, ...] = STAGES) -> Any:
         chosen = col(StageRow.status).in_(statuses) & col(StageRow.stage).in_(stages)
         return func.sum(case((chosen, 1), else_=0))
 
-    return count(FAILED), count(DONE, stages=REQUIRED), count(DONE, RUNNING)
+    return count(FAILED), count(*FINISHED, stages=REQUIRED), count(*FINISHED, RUNNING)
 
 
 def status_rule(failed: Any, done: Any, started: Any) -> Any:
     """The article status from its stage counts, the one place it is decided: failed if a
-    stage failed, done when every stage is, queued while none has started."""
+    stage failed, done when every stage it needs is finished, queued while none has
+    started."""
     return case(
         (failed > 0, FAILED),
         (done >= len(REQUIRED), DONE),
@@ -114,7 +124,7 @@ def finished_since(session: Session, since: datetime, batch_id: int | None = Non
     """Articles whose last stage finished after `since` (done or failed)."""
     last = (
         select_columns(col(StageRow.article_id), func.max(col(StageRow.updated_at)).label("at"))
-        .where(col(StageRow.status).in_((DONE, FAILED)), col(StageRow.stage).in_(REQUIRED))
+        .where(col(StageRow.status).in_((*FINISHED, FAILED)), col(StageRow.stage).in_(REQUIRED))
         .group_by(col(StageRow.article_id))
         .having(func.count() >= len(REQUIRED))
     )
@@ -205,6 +215,16 @@ def recent_failures(
     ]
 
 
+def languages(session: Session, batch_id: int | None = None) -> dict[str, int]:
+    """Articles per detected language ("?" while not cleaned or not detected), most first."""
+    language = func.coalesce(col(Article.language), "?")
+    query = select_columns(language, func.count()).group_by(language)
+    if batch_id is not None:
+        query = query.where(col(Article.id).in_(batch_members(batch_id)))
+    counts = session.execute(query).tuples().all()
+    return dict(sorted(counts, key=lambda item: (-item[1], item[0])))
+
+
 def status(
     settings: Settings, *, batch_id: int | None = None, with_workers: bool = True
 ) -> dict[str, Any]:
@@ -214,6 +234,7 @@ def status(
         report: dict[str, Any] = {
             "batches": batch_progress(session, batch_id),
             "failures": recent_failures(session, batch_id=batch_id),
+            "languages": languages(session, batch_id),
         }
         add_rates(session, report["batches"])
     report["broker"] = {"url": mask_url(settings.broker()), "error": None}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from newsflow import record as rec
-from newsflow.contract import QUEUED, STAGES, Stage, Status
+from newsflow.contract import FAILED, QUEUED, STAGES, Stage, Status
 from newsflow.delivery import batch_members
 from newsflow.models import (
     Article,
@@ -319,7 +319,7 @@ _TOP_NAMES = (
     .order_by(col(Entity.article_id), col(Entity.idx))
 )
 _ERRORS = select_columns(col(StageRow.article_id), col(StageRow.stage), col(StageRow.error)).where(
-    col(StageRow.article_id).in_(bindparam("ids", expanding=True)), col(StageRow.error).is_not(None)
+    col(StageRow.article_id).in_(bindparam("ids", expanding=True)), col(StageRow.status) == FAILED
 )
 
 

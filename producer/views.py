@@ -58,6 +58,9 @@ def status_view(report: dict[str, Any]) -> Table:
             or "none answered"
         )
         grid.add_row(f"workers: {shown(workers)}")
+    if report["languages"]:
+        spoken = ", ".join(f"{code} {n}" for code, n in report["languages"].items())
+        grid.add_row(f"languages: {shown(spoken)}")
     batches = Table(title="batches")
     for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress", "per min 1m/5m", "ETA"):
         batches.add_column(column)

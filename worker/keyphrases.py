@@ -18,6 +18,7 @@ Scores are the final weights, scaled so the best phrase scores 1.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -25,9 +26,18 @@ from typing import Any
 from spacy.attrs import IS_ALPHA, LEMMA
 
 from worker.names import HONORIFICS, NUMERIC_LABELS, TITLES
+from worker.nlp import UNSPACED
 
 EDGE_POS = frozenset({"DET", "PRON", "NUM", "PUNCT", "CCONJ", "ADP", "PART", "SYM", "SPACE"})
 LENGTH_BONUS = {1: 1.0, 2: 1.3, 3: 1.2}
+CHAR_BONUS = {2: 1.0, 3: 1.2, 4: 1.3}  # characters of an unspaced script, about 1-2 a word
+MAX_WORDS = 3
+# Chinese (and Japanese) particles, conjunctions and prepositions, never a word's first or last
+# character in a keyphrase (spaCy's Chinese stop words also hold characters like 地 and 市
+# that begin or end ordinary words).
+PARTICLES = frozenset(
+    "的了着过吗呢吧啊和与及或而但在于对为将把被让从向也都就又还这那是はのをがにへとでもや"
+)  # and Japanese ones, cut by character too
 SPECIFIC_RATIO = 1000  # how much more often than in general a bare word must occur here
 GENERIC_WEIGHT = 0.2  # a generic word's weight counts a fifth in the ranking
 UNITS = frozenset({"m", "bn", "k", "mn", "million", "billion", "trillion", "%", "percent"})
@@ -136,6 +146,14 @@ def extract_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
         for key in weights
         if key in uses and _generic(key, shown[key], uses[key], words, doc.lang_)
     }
+    return _choose(weights, shown, generic, top)
+
+
+def _choose(
+    weights: dict[str, float], shown: dict[str, str], generic: set[str], top: int
+) -> list[Keyphrase]:
+    """The `top` heaviest phrases, generic ones ranked below and giving way to specific
+    ones until SPECIFIC_FIRST are specific; scores scaled so the best is 1."""
     ranked = sorted(weights, key=lambda k: weights[k], reverse=True)
     chosen = [k for k in ranked[:top] if k not in generic]
     chosen += [k for k in ranked[top:] if k not in generic][: max(SPECIFIC_FIRST - len(chosen), 0)]
@@ -144,3 +162,77 @@ def extract_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
     chosen.sort(key=lambda k: scores[k], reverse=True)
     best = scores[chosen[0]] if chosen else 1.0
     return [Keyphrase(shown[k], round(scores[k] / best, 4)) for k in chosen]
+
+
+def _runs(doc: Any, unspaced: bool) -> Iterator[list[Any]]:
+    """Runs of content words: tokens between stop words, punctuation, numbers, line and
+    sentence breaks, and single letters. In an unspaced script (a token a character of
+    Chinese) only punctuation, numbers and breaks end a run: its stop words are single
+    characters that are also parts of words (地 of 地铁, "metro"); PARTICLES bound the
+    candidates instead."""
+    run: list[Any] = []
+    for token in doc:
+        content = token.is_alpha and (unspaced or (not token.is_stop and len(token.text) > 1))
+        if run and (not content or token.is_sent_start or "\n" in doc[token.i - 1].whitespace_):
+            yield run
+            run = []
+        if content:
+            run.append(token)
+    if run:
+        yield run
+
+
+def extract_token_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
+    """Keyphrases from tokens and the language's stop words alone, for languages with no
+    parser: RAKE's candidates (runs of content words between stop words and punctuation,
+    up to three words) plus the parts of longer runs that recur, weighted as the parsed
+    path weights noun chunks, names (capitalised inside a sentence) counting 1.5 times.
+    In unspaced scripts (Chinese) the tokens are characters, and candidates are two to
+    four of them."""
+    unspaced = doc.lang_ in UNSPACED
+    shortest, longest = (2, 4) if unspaced else (1, MAX_WORDS)
+    joiner = "" if unspaced else " "
+    length = max(len(doc.text), 1)
+    found: dict[str, list[Any]] = {}  # phrase key -> its occurrences (token lists)
+    whole: set[str] = set()  # keys that were a whole run
+    for run in _runs(doc, unspaced):
+        for n in range(shortest, min(longest, len(run)) + 1):
+            for i in range(len(run) - n + 1):
+                piece = run[i : i + n]
+                if unspaced and (piece[0].text in PARTICLES or piece[-1].text in PARTICLES):
+                    continue  # a Chinese phrase neither starts nor ends with a particle
+                key = joiner.join(t.lower_ for t in piece)
+                found.setdefault(key, []).append(piece)
+                if n == len(run):
+                    whole.add(key)
+    counts = {key: len(uses) for key, uses in found.items()}
+    weights: dict[str, float] = {}
+    shown: dict[str, str] = {}
+    for key, uses in found.items():
+        words = len(uses[0])
+        if words > shortest and counts[key] < 2 and key not in whole:
+            continue  # a part of one long run, seen once
+        if any(counts.get(longer, 0) == counts[key] for longer in _longer(key, found, joiner)):
+            continue  # never seen outside a longer phrase
+        named = sum(u[0].text[:1].isupper() and not u[0].is_sent_start for u in uses)
+        bonus = CHAR_BONUS.get(words, 1.0) if unspaced else LENGTH_BONUS.get(words, 1.0)
+        weight = sum(2 - u[0].idx / length for u in uses) * bonus
+        weights[key] = weight * (1.5 if named * 2 > len(uses) else 1.0)
+        forms = Counter(doc[u[0].i : u[-1].i + 1].text for u in uses)
+        shown[key] = forms.most_common(1)[0][0]
+    total = sum(1 for t in doc if t.is_alpha)
+    generic = {
+        key
+        for key in weights
+        if joiner not in key
+        and not unspaced
+        and _generic(key, shown[key], counts[key], total, doc.lang_)
+    }
+    return _choose(weights, shown, generic, top)
+
+
+def _longer(key: str, found: dict[str, list[Any]], joiner: str) -> Iterator[str]:
+    """Candidates one word (or character) longer that contain `key`."""
+    for other in found:
+        if len(other) > len(key) and key in other and other.count(joiner) <= key.count(joiner) + 1:
+            yield other

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# Models trained on WikiNER (spaCy's French, German, Spanish... pipelines) label PER, LOC,
+# ORG and MISC. PER is our PERSON; LOC stays LOC, a country's name still votes itself GPE
+# (worker/labels.py); ORG and MISC keep their names.
+FOREIGN_LABELS = {"PER": "PERSON"}
 NUMERIC_LABELS = frozenset({"CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME"})
 # Labels whose span may really be a person's name wrongly typed by spaCy.
 RELABEL_TO_PERSON = frozenset({"ORG", "PRODUCT", "WORK_OF_ART", "EVENT", "FAC", "LAW"})
@@ -180,7 +184,7 @@ def _join_ampersands(doc: Any, spans: list[Name]) -> list[Name]:
 def names(doc: Any, *, numeric: bool = False) -> list[Name]:
     """(token start, token end, label) of every name in the parsed document, in order."""
     spans = [
-        (span.start, span.end, span.label_)
+        (span.start, span.end, FOREIGN_LABELS.get(span.label_, span.label_))
         for span in doc.ents
         if numeric or span.label_ not in NUMERIC_LABELS
     ]

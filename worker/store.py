@@ -16,7 +16,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from newsflow import __version__, delivery
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, Stage
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, FINISHED, QUEUED, RUNNING, SKIPPED, Stage
 from newsflow.db import insert
 from newsflow.models import Article, Entity, Keyphrase, Mention, StageRow, SummarySentence, utcnow
 
@@ -31,6 +31,8 @@ class Outcome:
     seconds: float
     output: Any = None
     error: str | None = None
+    skipped: str | None = None  # why part of the stage's work did not apply (stored as its error)
+    model: str | None = None  # the pipeline that made `output`, when it differs per article
 
 
 def load_raw(session: Session, article_ids: Sequence[int]) -> list[Article]:
@@ -144,7 +146,7 @@ def start(
     for row in rows:
         same, retry = same_message(row.claim, claim)
         attempts[row.article_id] = row.attempts
-        if row.status == DONE:
+        if row.status in FINISHED:
             result.skipped.append(row.article_id)
             continue
         if row.status == RUNNING and not retry:
@@ -203,12 +205,12 @@ def save_stages(
         {
             "article_id": o.article_id,
             "stage": stage,
-            "status": FAILED if o.error else DONE,
-            "error": o.error[:ERROR_CHARS] if o.error else None,
+            "status": FAILED if o.error else SKIPPED if o.skipped else DONE,
+            "error": (o.error or o.skipped or "")[:ERROR_CHARS] or None,
             "seconds": round(o.seconds, 4),
             "attempts": 0,
             "version": __version__,
-            "model": model,
+            "model": o.model or model,
             "updated_at": utcnow(),
         }
         for o in outcomes
@@ -261,7 +263,7 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
         delivery.mark_queued(session, stage=stage, article_ids=cleaned)
 
 
-def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -> None:
+def save_extract(session: Session, outcomes: Sequence[Outcome]) -> None:
     """Replace the entities, mentions and keyphrases of these articles."""
     ids = [o.article_id for o in outcomes]
     lock(session, stage=Stage.EXTRACT, article_ids=ids)
@@ -305,7 +307,7 @@ def save_extract(session: Session, outcomes: Sequence[Outcome], *, model: str) -
     for table, rows in ((Entity, entities), (Mention, mentions), (Keyphrase, phrases)):
         if rows:
             session.execute(insert(session, table), rows)
-    save_stages(session, stage=Stage.EXTRACT, outcomes=outcomes, model=model)
+    save_stages(session, stage=Stage.EXTRACT, outcomes=outcomes)
 
 
 def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:

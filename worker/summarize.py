@@ -18,6 +18,12 @@ the log of the two lengths), scaled to [0, 1], plus a light 0.5 / (1 + i) positi
 
 A short article gets at most half of its sentences, so a summary never pads itself out
 to the whole text.
+
+Words are compared as they are written, after stop words: English's own short list and
+pattern (kept as the figures of the README were measured with them), any other language
+through its spaCy tokenizer and stop words. Where words are not separated by spaces
+(Chinese, Japanese, Thai...) a sentence's length in words is taken as half its letters
+and digits, a Chinese word's usual length being one to two characters.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+
+from worker.nlp import UNSPACED
 
 LEAD_SLOTS = 3  # the first slots follow news order; the rest go to the most central sentences
 GRAPH_LIMIT = 400  # sentences compared pairwise for centrality, bounding the cost
@@ -49,10 +57,42 @@ class Sentence:
     start: int
     end: int
     text: str
+    words: int = 0  # its length in words
+    terms: frozenset[str] = frozenset()  # its content words, compared across sentences
 
 
-def split_sentences(sentencizer: Any, text: str) -> list[Sentence]:
-    """Sentences of `text` with offsets, never crossing a paragraph break."""
+def terms_of(sentencizer: Any, text: str) -> frozenset[str]:
+    """The content words of `text` in the sentencizer's language."""
+    if sentencizer.lang == "en":
+        return frozenset(_content(text))
+    return _token_terms(sentencizer.make_doc(text))
+
+
+def _token_terms(tokens: Any) -> frozenset[str]:
+    return frozenset(
+        t.lower_ for t in tokens if (t.is_alpha or t.like_num) and not t.is_stop and not t.is_punct
+    )
+
+
+def _measured(sentence: Sentence, doc: Any, start: int, end: int, language: str) -> Sentence:
+    """`sentence` (doc's characters start to end) with its words and terms."""
+    if language == "en":
+        sentence.words = len(sentence.text.split())
+        sentence.terms = frozenset(_content(sentence.text))
+        return sentence
+    tokens = doc.char_span(start, end, alignment_mode="expand") or ()
+    if language in UNSPACED:
+        sentence.words = max(1, sum(ch.isalnum() for ch in sentence.text) // 2)
+    else:
+        sentence.words = len(sentence.text.split())
+    sentence.terms = _token_terms(tokens)
+    return sentence
+
+
+def split_sentences(sentencizer: Any, text: str, language: str | None = None) -> list[Sentence]:
+    """Sentences of `text` with offsets, never crossing a paragraph break. `language` is
+    the text's when the sentencizer is the multilingual one standing in for it."""
+    language = language or sentencizer.lang
     sentences: list[Sentence] = []
     offset = 0
     paragraphs = []
@@ -71,7 +111,8 @@ def split_sentences(sentencizer: Any, text: str) -> list[Sentence]:
             stripped = chunk.strip()
             if stripped:
                 offset = base + start + len(chunk) - len(chunk.lstrip())
-                sentences.append(Sentence(len(sentences), offset, offset + len(stripped), stripped))
+                found = Sentence(len(sentences), offset, offset + len(stripped), stripped)
+                sentences.append(_measured(found, doc, start, end, language))
     return sentences
 
 
@@ -101,6 +142,7 @@ def summarize(
     sentences: list[Sentence],
     *,
     title: str | None = None,
+    title_terms: frozenset[str] | None = None,
     length: int = 3,
     text: str = "",
     ratio: float | None = None,
@@ -110,16 +152,17 @@ def summarize(
 
     Length is `length` sentences, or `ratio` of the article's sentences when given; with
     `max_words`, sentences that would take the summary past that many words are passed
-    over (the first one chosen always stays)."""
+    over (the first one chosen always stays). The title's words are `title_terms` when
+    given (terms_of), else read as English from `title`."""
     if not sentences:
         return []
     if ratio is not None:
         length = max(1, round(ratio * len(sentences)))
     limit = min(length, max(1, math.ceil(len(sentences) / 2)))
-    words = [set(_content(s.text)) for s in sentences]
+    words = [set(s.terms) for s in sentences]
     frequency = Counter(w for ws in words for w in ws)
     top = max(frequency.values(), default=1)
-    title_words = set(_content(title or ""))
+    title_words = set(title_terms if title_terms is not None else _content(title or ""))
     paragraph_starts = {0} | {m.end() for m in re.finditer(r"\n\n", text)}
 
     def lead_score(i: int) -> float:
@@ -132,15 +175,15 @@ def summarize(
     candidates = [
         i
         for i, s in enumerate(sentences)
-        if 6 <= len(s.text.split()) <= 80 and not s.text.rstrip("\"'”’ ").endswith("?")
-    ] or [i for i in (0,) if len(sentences[0].text.split()) <= 80]
+        if 6 <= s.words <= 80 and not s.text.rstrip("\"'”’ ").endswith(("?", "？", "؟"))
+    ] or [i for i in (0,) if sentences[0].words <= 80]
     chosen: list[int] = []
 
     def fits(i: int) -> bool:
         if max_words is None or not chosen:
             return True
-        used = sum(len(sentences[j].text.split()) for j in chosen)
-        return used + len(sentences[i].text.split()) <= max_words
+        used = sum(sentences[j].words for j in chosen)
+        return used + sentences[i].words <= max_words
 
     def pick(order: list[int], until: int) -> None:
         for i in order:
