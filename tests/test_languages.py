@@ -158,3 +158,16 @@ def test_a_batch_of_nine_languages_is_done(stack: Stack) -> None:
     assert {"Claire Dumas", "Julien Moreau"} <= people, records["fr"].entities
     places = {e.name for e in records["fr"].entities if e.label in ("GPE", "LOC")}
     assert {"Toulouse", "Montpellier"} <= places, records["fr"].entities
+
+
+def test_models_per_language_come_from_the_defaults_and_newsflow_models() -> None:
+    from pydantic import ValidationError
+
+    from newsflow.config import Settings
+
+    defaults = Settings().entity_models()
+    assert defaults["fr"] == "fr_core_news_sm" and defaults["en"].startswith("en_core_web_sm")
+    models = Settings(models="de=de_core_news_sm, FR=my_french").entity_models()
+    assert models["de"] == "de_core_news_sm" and models["fr"] == "my_french"
+    with pytest.raises(ValidationError, match="LANGUAGE=MODEL"):
+        Settings(models="de_core_news_sm")
