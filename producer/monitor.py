@@ -177,7 +177,6 @@ def stalled(
     return [
         {
             "article_id": r.article_id,
-            "batch_id": r.batch_id,  # the batch that first sent the article
             "stage": r.stage,
             "status": r.status,
             "since": r.updated_at.isoformat(timespec="seconds"),
