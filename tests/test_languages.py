@@ -171,3 +171,29 @@ def test_models_per_language_come_from_the_defaults_and_newsflow_models() -> Non
     assert models["de"] == "de_core_news_sm" and models["fr"] == "my_french"
     with pytest.raises(ValidationError, match="LANGUAGE=MODEL"):
         Settings(models="de_core_news_sm")
+
+
+@pytest.mark.integration
+def test_a_configured_model_that_is_missing_fails_its_language_alone(stack: Stack) -> None:
+    stack.stop_worker()
+    stack.start_worker(NEWSFLOW_MODELS="de=de_core_news_missing")
+    try:
+        english = (
+            "The harbour of Valmera reopened on Monday after a week-long strike, the port "
+            "authority said. Dockworkers accepted a new contract late on Sunday."
+        )
+        batch = stack.client.submit(
+            [{"id": "de-2", "text": STORIES["de"] + " Die Bauarbeiten beginnen im Juni."},
+             {"id": "en-2", "text": english}]
+        )  # fmt: skip
+        progress = stack.wait(batch.id)
+        assert (progress["done"], progress["failed"]) == (1, 1)
+        records = {r.external_id: r for r in stack.client.results(batch_id=batch.id)}
+        german = records["de-2"].stages
+        assert german["extract"].status == "failed"
+        assert "cannot load spaCy model 'de_core_news_missing'" in (german["extract"].error or "")
+        assert german["summarize"].status == "done"
+        assert records["en-2"].status == "done"
+    finally:
+        stack.stop_worker()
+        stack.start_worker()

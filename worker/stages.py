@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from newsflow.config import Settings, get_settings, mask_secrets
 from newsflow.contract import Stage
 from newsflow.db import error_reason, session_scope
-from newsflow.errors import PermanentError
+from newsflow.errors import ConfigurationError, PermanentError
 from newsflow.models import utcnow
 from worker import store
 from worker.clean import clean_article
@@ -269,8 +269,8 @@ def _no_entity_model(language: str) -> str:
 
 
 def _pipelines(rows: list[store.CleanRow]) -> dict[tuple[str | None, str], list[store.CleanRow]]:
-    """The rows grouped by what runs on them: (entity model, language) for a language
-    with an entity model (language None), else (None, the language's code)."""
+    """The rows grouped by what runs on them: (entity model, "") for languages with an
+    entity model, (None, language code) for each other language."""
     groups: dict[tuple[str | None, str], list[store.CleanRow]] = {}
     for row in rows:
         model = entity_model(row.language)
@@ -294,7 +294,11 @@ def run_extract(
         return ChunkResult(resend=resend)
     try:
         for (model, language), group in _pipelines(rows).items():
-            nlp = get_nlp(model) if model else get_sentencizer(language)
+            try:
+                nlp = get_nlp(model) if model else get_sentencizer(language)
+            except ConfigurationError as exc:  # a configured model that is not installed
+                outcomes.extend(Outcome(row.id, 0.0, error=str(exc)) for row in group)
+                continue
             label = model_label(nlp)
             with nlp.memory_zone():  # frees the strings this chunk added to the vocab
                 texts = [row.text for row in group]
