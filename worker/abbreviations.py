@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from worker.names import POSSESSIVE_S
+
 # Lower-case words inside a spelled-out name: "Office of the Deputy Prime Minister".
 CONNECTORS = frozenset({"of", "for", "and", "the", "&", "de", "on", "in", "to"})
-POSSESSIVE_S = frozenset({"'s", "’s"})
 
 Span = tuple[int, int]  # character offsets
 

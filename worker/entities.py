@@ -41,9 +41,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.abbreviations import POSSESSIVE_S, definitions, spelled_initials
+from worker.abbreviations import definitions, spelled_initials
 from worker.labels import country, cues, squash
-from worker.names import RELABEL_TO_PERSON, Name, names
+from worker.names import POSSESSIVE_S, RELABEL_TO_PERSON, Name, names
 
 # A mention that is the subject of its clause ("Xi said ...") is what the sentence is about.
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})

@@ -111,8 +111,6 @@ def _frequency(word: str, lang: str) -> float:
 def _generic(lemma: str, shown: str, uses: int, words: int, lang: str) -> bool:
     """True for a bare common word that the article uses (`uses` times in `words`) less
     than SPECIFIC_RATIO times as often as the language does in general."""
-    if " " in lemma:
-        return False
     general = max(_frequency(shown, lang), _frequency(lemma, lang))
     return uses < SPECIFIC_RATIO * general * words
 

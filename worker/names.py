@@ -45,7 +45,8 @@ TITLES = HONORIFICS | frozenset(
     veteran veterans star legend composer conductor dancer broadcaster dj""".split()
 )
 ARTICLES = frozenset({"the", "a", "an"})
-POSSESSIVES = frozenset({"'s", "’s", "'", "’"})
+POSSESSIVE_S = frozenset({"'s", "’s"})
+POSSESSIVES = POSSESSIVE_S | {"'", "’"}  # and the bare apostrophe of "Providers'"
 
 Name = tuple[int, int, str]  # token start, token end, label
 
