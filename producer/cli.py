@@ -357,7 +357,7 @@ def results_list(
         raise typer.BadParameter(
             f"unknown status {status!r}; choose from {', '.join(ARTICLE_STATUSES)}"
         )
-    found = Client(_settings()).page(
+    rows, _ = Client(_settings()).rows(
         limit=limit,
         offset=(page - 1) * limit,
         batch_id=batch,
@@ -368,7 +368,6 @@ def results_list(
         since=since,
         until=until,
     )
-    rows = [ArticleRow.of(r) for r in found]
     if as_json:
         out.print_json(_json_list(rows))
         return

@@ -129,13 +129,14 @@ class Client:
             return results.page(session, results.Filters(**filters), limit=limit, offset=offset)
 
     def rows(
-        self, *, after: int = 0, limit: int = 50, **filters: Any
+        self, *, after: int = 0, limit: int = 50, offset: int = 0, **filters: Any
     ) -> tuple[list[ArticleRow], int | None]:
-        """A page of listing rows from the keyset cursor `after`, and the next page's
-        cursor (None on the last); filters as in results.Filters."""
+        """A page of listing rows from the keyset cursor `after` (and `offset` rows on),
+        and the next page's cursor (None on the last); filters as in results.Filters."""
+        filtered = results.Filters(**filters)
         with read_scope(self.settings.database_url) as session:
-            _known_batch(session, filters.get("batch_id"))
-            return results.rows(session, results.Filters(**filters), after=after, limit=limit)
+            _known_batch(session, filtered.batch_id)
+            return results.rows(session, filtered, after=after, limit=limit, offset=offset)
 
     def export(self, out: IO[str], *, fmt: str = "jsonl", **filters: Any) -> int:
         """Every record matching the filters written to `out` as JSONL or CSV, streamed in

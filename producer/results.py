@@ -310,7 +310,8 @@ def _listing(batched: bool, given: frozenset[str]) -> Any:
         )
         published = func.coalesce(col(Article.published), col(Article.guessed_published))
     query = _filtered(query, given, published)
-    return query.where(key > bindparam("after")).order_by(key).limit(bindparam("limit"))
+    query = query.where(key > bindparam("after")).order_by(key)
+    return query.limit(bindparam("limit")).offset(bindparam("offset"))
 
 
 _TOP_NAMES = (
@@ -324,15 +325,17 @@ _ERRORS = select_columns(col(StageRow.article_id), col(StageRow.stage), col(Stag
 
 
 def rows(
-    session: Session, filters: Filters, *, after: int = 0, limit: int = 50
+    session: Session, filters: Filters, *, after: int = 0, limit: int = 50, offset: int = 0
 ) -> tuple[list[ArticleRow], int | None]:
     """A page of listing rows and the cursor of the next page (None on the last). Keyset
     paged on submission ids within a batch, else on article ids (with the article's first
-    submission), so rows added meanwhile never shift a page. Four prepared statements, none
-    reading article text, mentions or summaries: this is what GET /articles serves."""
+    submission), so rows added meanwhile never shift a page; `offset` skips rows after the
+    cursor (the CLI's page numbers). Four prepared statements, none reading article text,
+    mentions or summaries: this is what GET /articles and `results list` serve."""
     params = filters.params()
     query = _listing(filters.batch_id is not None, frozenset(params))
-    found = session.execute(query, {**params, "after": after, "limit": limit + 1}).all()
+    bounds = {"after": after, "limit": limit + 1, "offset": offset}
+    found = session.execute(query, {**params, **bounds}).all()
     more, found = len(found) > limit, found[:limit]
     ids = sorted({r.id for r in found})
     statuses = statuses_of(session, ids)
