@@ -146,10 +146,16 @@ def test_writes_need_the_token_and_reads_do_not(api: Server) -> None:
     assert httpx.get(f"{api.url}/batches").status_code == 200
 
     sent = httpx.post(f"{api.url}/batches", content=body, headers=NDJSON)
-    assert sent.status_code == 201 and sent.json()["duplicates"] == 1  # sent before
+    assert sent.status_code == 201 and sent.json()["submitted"] == 1
     requeued = httpx.post(f"{api.url}/batches/{sent.json()['batch_id']}/requeue", headers=AUTH)
     assert requeued.status_code == 200 and set(requeued.json()) == {"sent", "skipped"}
     assert_problem(httpx.post(f"{api.url}/batches/99999/requeue", headers=AUTH), 404, "no batch")
+    elsewhere = {**AUTH, "Origin": "http://evil.example"}  # another site's page, via a browser
+    assert_problem(
+        httpx.post(f"{api.url}/batches/1/requeue", headers=elsewhere), 403, "another site"
+    )
+    here = {**AUTH, "Origin": api.url}  # the dashboard's own page
+    assert httpx.post(f"{api.url}/batches/1/requeue", headers=here).status_code == 200
 
 
 def test_every_bad_input_gets_a_reason_and_the_rest_goes_on(api: Server, stack: Stack) -> None:

@@ -10,7 +10,7 @@ import os
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -63,8 +63,12 @@ def _refused(credentials: HTTPAuthorizationCredentials | None) -> HTTPException:
 
 
 async def writer(request: Request, credentials: Credentials) -> Client:
-    """The Client, for a request allowed to change things."""
+    """The Client, for a request allowed to change things: with the token, and never sent
+    by another site's page (a browser names the page's origin; curl and scripts send none)."""
     client = client_of(request)
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, f"a write from another site ({origin}) is refused")
     if not _token_matches(client.settings, credentials.credentials if credentials else None):
         raise _refused(credentials)
     return client
