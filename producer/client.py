@@ -121,13 +121,6 @@ class Client:
             )
         return "; ".join(lines)
 
-    def page(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> list[ArticleRecord]:
-        """One page of output records (per submission within a batch); filters as in
-        results.Filters. An unknown batch raises NewsflowError."""
-        with read_scope(self.settings.database_url) as session:
-            _known_batch(session, filters.get("batch_id"))
-            return results.page(session, results.Filters(**filters), limit=limit, offset=offset)
-
     def rows(
         self, *, after: int = 0, limit: int = 50, offset: int = 0, **filters: Any
     ) -> tuple[list[ArticleRow], int | None]:

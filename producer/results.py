@@ -242,22 +242,15 @@ def article_ids(
     *,
     after: int = 0,
     limit: int | None = None,
-    offset: int = 0,
 ) -> list[int]:
-    """Ids matching the filters, ascending, from `after` (keyset paging) or `offset`."""
+    """Ids matching the filters, ascending, after `after` (keyset paging)."""
     query = select(col(Article.id)).where(col(Article.id) > after).order_by(col(Article.id))
     published = func.coalesce(col(Article.published), col(Article.guessed_published))
     params = filters.params()
     query = _filtered(query, params, published)
     if filters.batch_id is not None:
         query = query.where(col(Article.id).in_(batch_members(filters.batch_id)))
-    return list(session.execute(_paged(query, limit, offset), params).scalars())
-
-
-def _paged(query: Any, limit: int | None, offset: int) -> Any:
-    if offset:
-        query = query.offset(offset)
-    return query if limit is None else query.limit(limit)
+    return list(session.execute(query.limit(limit), params).scalars())
 
 
 def submissions(
@@ -266,9 +259,8 @@ def submissions(
     *,
     after: int = 0,
     limit: int | None = None,
-    offset: int = 0,
 ) -> list[BatchArticle]:
-    """A batch's submissions matching the filters, by submission id (keyset or offset)."""
+    """A batch's submissions matching the filters, by submission id, after `after`."""
     assert filters.batch_id is not None
     published = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
     query = (
@@ -279,7 +271,7 @@ def submissions(
     )
     params = filters.params()
     query = _filtered(query, params, published)
-    return list(session.execute(_paged(query, limit, offset), params).scalars())
+    return list(session.execute(query.limit(limit), params).scalars())
 
 
 @cache
@@ -360,15 +352,6 @@ def rows(
         for r in found
     ]
     return listed, found[-1].key if more else None
-
-
-def page(session: Session, filters: Filters, *, limit: int, offset: int) -> list[ArticleRecord]:
-    """One page of records: per submission within a batch, else per article."""
-    if filters.batch_id is not None:
-        return submission_records(
-            session, submissions(session, filters, limit=limit, offset=offset)
-        )
-    return records(session, article_ids(session, filters, limit=limit, offset=offset))
 
 
 def _like_escape(text: str) -> str:

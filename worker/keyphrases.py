@@ -193,16 +193,22 @@ def extract_token_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
     length = max(len(doc.text), 1)
     found: dict[str, list[Any]] = {}  # phrase key -> its occurrences (token lists)
     whole: set[str] = set()  # keys that were a whole run
+    longer: dict[str, set[str]] = {}  # key -> the keys one word longer around it
     for run in _runs(doc, unspaced):
+        lowered = [t.lower_ for t in run]
         for n in range(shortest, min(longest, len(run)) + 1):
             for i in range(len(run) - n + 1):
                 piece = run[i : i + n]
                 if unspaced and (piece[0].text in PARTICLES or piece[-1].text in PARTICLES):
                     continue  # a Chinese phrase neither starts nor ends with a particle
-                key = joiner.join(t.lower_ for t in piece)
+                key = joiner.join(lowered[i : i + n])
                 found.setdefault(key, []).append(piece)
                 if n == len(run):
                     whole.add(key)
+                if n < longest:
+                    around = longer.setdefault(key, set())
+                    around.update(joiner.join(lowered[a : a + n + 1]) for a in (i - 1, i)
+                                  if a >= 0 and a + n < len(run))  # fmt: skip
     counts = {key: len(uses) for key, uses in found.items()}
     weights: dict[str, float] = {}
     shown: dict[str, str] = {}
@@ -210,7 +216,7 @@ def extract_token_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
         words = len(uses[0])
         if words > shortest and counts[key] < 2 and key not in whole:
             continue  # a part of one long run, seen once
-        if any(counts.get(longer, 0) == counts[key] for longer in _longer(key, found, joiner)):
+        if any(counts.get(other, 0) == counts[key] for other in longer.get(key, ())):
             continue  # never seen outside a longer phrase
         named = sum(u[0].text[:1].isupper() and not u[0].is_sent_start for u in uses)
         bonus = CHAR_BONUS.get(words, 1.0) if unspaced else LENGTH_BONUS.get(words, 1.0)
@@ -227,10 +233,3 @@ def extract_token_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
         and _generic(key, shown[key], counts[key], total, doc.lang_)
     }
     return _choose(weights, shown, generic, top)
-
-
-def _longer(key: str, found: dict[str, list[Any]], joiner: str) -> Iterator[str]:
-    """Candidates one word (or character) longer that contain `key`."""
-    for other in found:
-        if len(other) > len(key) and key in other and other.count(joiner) <= key.count(joiner) + 1:
-            yield other

@@ -36,10 +36,11 @@ def get_nlp(name: str | None = None) -> Any:
     return nlp
 
 
-def entity_model(language: str | None) -> str | None:
-    """The pipeline that finds entities in articles of `language`, or None when no model
-    for it is configured. An undetected language is given the English one."""
-    return get_settings().entity_models().get(language or "en")
+def entity_model(models: dict[str, str], language: str | None) -> str | None:
+    """The pipeline of `models` (Settings.entity_models(), read once: it looks for
+    installed packages) that finds entities in articles of `language`, or None. An
+    undetected language is given the English one."""
+    return models.get(language or "en")
 
 
 @cache

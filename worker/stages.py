@@ -268,12 +268,15 @@ def _no_entity_model(language: str) -> str:
     )
 
 
-def _pipelines(rows: list[store.CleanRow]) -> dict[tuple[str | None, str], list[store.CleanRow]]:
+def _pipelines(
+    rows: list[store.CleanRow], settings: Settings
+) -> dict[tuple[str | None, str], list[store.CleanRow]]:
     """The rows grouped by what runs on them: (entity model, "") for languages with an
     entity model, (None, language code) for each other language."""
+    models = settings.entity_models()
     groups: dict[tuple[str | None, str], list[store.CleanRow]] = {}
     for row in rows:
-        model = entity_model(row.language)
+        model = entity_model(models, row.language)
         key = (model, "") if model else (None, row.language or "xx")
         groups.setdefault(key, []).append(row)
     return groups
@@ -293,7 +296,7 @@ def run_extract(
     if not rows and not outcomes:
         return ChunkResult(resend=resend)
     try:
-        for (model, language), group in _pipelines(rows).items():
+        for (model, language), group in _pipelines(rows, settings).items():
             try:
                 nlp = get_nlp(model) if model else get_sentencizer(language)
             except ConfigurationError as exc:  # a configured model that is not installed
