@@ -150,7 +150,7 @@ def run(articles: int, admin_url: str) -> dict[str, Any]:
                     progress = [client.progress(b) for b in batch_ids]
                 except Exception:  # the database is cut off: the driver waits too
                     progress = []
-                if progress and all(p["done"] + p["failed"] >= p["total"] for p in progress):
+                if progress and all(p.finished for p in progress):
                     break
                 if time.monotonic() >= next_kill:
                     workers.kill_one()
@@ -184,9 +184,9 @@ def run(articles: int, admin_url: str) -> dict[str, Any]:
         final = client.progress(batch_ids[0])
         figures = {
             "articles": articles,
-            "done": final["done"],
-            "failed": final["failed"],
-            "lost": articles - final["done"] - final["failed"],
+            "done": final.done,
+            "failed": final.failed,
+            "lost": articles - final.done - final.failed,
             "duplicate_rows": duplicates(direct),
             "extra_runs": total_runs - 3 * articles,
             "seconds": round(seconds, 1),

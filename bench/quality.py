@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.summaries import textrank_nlp
-from newsflow.config import get_settings
+from newsflow.config import Settings
 from worker.clean import clean_article
 from worker.entities import extract_entities
 from worker.keyphrases import extract_keyphrases, extract_token_keyphrases
@@ -248,7 +248,7 @@ def _process(html: str) -> tuple[str | None, list[Any]]:
     runs them; raises where a stage would fail."""
     cleaned = clean_article(html, kind="html")
     language = cleaned.language
-    if model := entity_model(get_settings().entity_models(), language):
+    if model := entity_model(Settings().entity_models(), language):
         doc = get_nlp(model)(cleaned.text)
         extract_entities(doc, title=cleaned.title)
         extract_keyphrases(doc)

@@ -29,6 +29,7 @@ from bench.corpus import corpus
 from newsflow.config import Settings
 from newsflow.db import session_scope
 from newsflow.models import Entity, Mention, StageRow, SummarySentence
+from newsflow.record import BatchProgress
 from producer.broker import redis_client
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
@@ -88,7 +89,7 @@ def soak(articles: int, workers: int, db_url: str | None, broker_url: str | None
                                  "give --db an empty database")  # fmt: skip
             submitted = time.monotonic() - started
 
-            def sample(progress: dict[str, Any]) -> None:
+            def sample(progress: BatchProgress) -> None:
                 assert local.process is not None
                 peaks["redis_mb"] = max(
                     peaks["redis_mb"], redis.info("memory")["used_memory"] / 2**20
@@ -110,9 +111,9 @@ def soak(articles: int, workers: int, db_url: str | None, broker_url: str | None
         "articles": articles,
         "workers": workers,
         "db": url.split(":", 1)[0],
-        "done": progress["done"],
-        "failed": progress["failed"],
-        "lost": articles - progress["done"] - progress["failed"],
+        "done": progress.done,
+        "failed": progress.failed,
+        "lost": articles - progress.done - progress.failed,
         "stage_rows": stage_rows,
         "duplicates": duplicates(url),
         "seconds": round(seconds, 1),

@@ -92,9 +92,9 @@ def textrank_nlp() -> Any:
     import pytextrank  # noqa: F401  (registers the "textrank" factory)
     import spacy
 
-    from newsflow.config import get_settings
+    from newsflow.config import Settings
 
-    nlp = spacy.load(get_settings().model_name())
+    nlp = spacy.load(Settings().model_name())
     nlp.add_pipe("textrank")
     return nlp
 

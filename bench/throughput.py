@@ -43,6 +43,7 @@ from bench.corpus import article
 from bench.soak import pool, rss_mb
 from newsflow import db
 from newsflow.config import Settings
+from newsflow.record import BatchProgress
 from producer.broker import redis_client
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
@@ -140,7 +141,7 @@ def newsflow(records: list[dict[str, str]], workers: int, url: str, broker: str,
         if batch.queued != len(records):
             raise SystemExit(f"{url}: only {batch.queued} of {len(records)} articles were new")
 
-        def sample(_: dict[str, Any]) -> None:
+        def sample(_: BatchProgress) -> None:
             nonlocal peak
             assert local.process is not None
             peak = max([peak, *(rss_mb(c) for c in pool(local.process.pid))])

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         """The broker URL in force: the configured one, else the embedded Redis's socket."""
         return self.broker_url or f"redis+socket://{self.embedded_socket}"
 
+    def mask(self, text: str) -> str:
+        """`text` with every URL masked and this configuration's passwords removed."""
+        return mask_secrets(text, self.database_url, self.broker_url)
+
     def entity_models(self) -> dict[str, str]:
         """The spaCy pipeline that finds entities, per language code: English's default
         (or NEWSFLOW_SPACY_MODEL), French's when the `fr` extra is installed, then
@@ -172,23 +176,6 @@ def private_folder(path: Path) -> Path:
     return path
 
 
-_current: Settings | None = None
-
-
-def get_settings() -> Settings:
-    """The process-wide settings: read from the environment once, unless set with use()."""
-    global _current
-    if _current is None:
-        _current = Settings()
-    return _current
-
-
-def use(settings: Settings) -> None:
-    """Make `settings` the process-wide settings (CLI flags override the environment)."""
-    global _current
-    _current = settings
-
-
 SECRET_PARAMETERS = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.I)
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:)\]]", re.I)
 
@@ -219,10 +206,8 @@ def mask_url(url: str | None) -> str:
 
 def mask_secrets(text: str, *urls: str | None) -> str:
     """Free text (an exception message, say) with every URL in it masked, and the literal
-    passwords of `urls` (default: the configured database and broker) removed too."""
+    passwords of `urls` removed too (Settings.mask passes the configured ones)."""
     text = URL.sub(lambda match: mask_url(match.group(0)), text)
-    if not urls and _current is not None:
-        urls = (_current.database_url, _current.broker_url)
     for url in urls:
         for secret in _secrets(url):
             text = text.replace(secret, "***")

@@ -144,6 +144,13 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(_alembic(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Step the schema back to `revision` (an operator's way back from an upgrade)."""
+    from alembic import command
+
+    command.downgrade(_alembic(url), revision)
+
+
 def ensure_schema(url: str) -> None:
     """Create the tables of a new database; refuse one at another schema revision than
     this code's, naming the fix. Migrating is `newsflow db upgrade`'s job, not a submit's:

@@ -17,9 +17,5 @@ class ServiceUnavailable(NewsflowError):
     """Raised when the broker or database cannot be reached; the message names the URL."""
 
 
-class TransientError(NewsflowError):
-    """Raised when a task hit a failure that may pass (database busy or down): retry it."""
-
-
 class PermanentError(NewsflowError):
     """Raised when an article cannot be processed as it is: no retry, reason stored."""

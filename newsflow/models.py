@@ -27,7 +27,9 @@ class Batch(SQLModel, table=True):
 
 
 class Article(SQLModel, table=True):
-    """An article as submitted (raw input) and, once cleaned, its clean fields."""
+    """A content: raw input stored and processed once however many submissions share it
+    (same content hash) and, once cleaned, its clean fields. What each submitter said about
+    it (id, url, title, date, source) is on its BatchArticle rows: those are the records."""
 
     __tablename__ = "articles"
     __table_args__ = (UniqueConstraint("content_hash", name="uq_articles_content_hash"),)
@@ -35,13 +37,9 @@ class Article(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     content_hash: str = Field(max_length=64)
     batch_id: int = Field(foreign_key="batches.id", index=True)  # the batch that first sent it
-    external_id: str | None = None
-    source: str | None = None  # file:line it came from
     kind: str = Field(max_length=8)  # "text" or "html"
     raw: str = Field(sa_column=Column(Text, nullable=False))
-    given_title: str | None = None
-    url: str | None = None
-    published: str | None = None  # as the first submitter gave it
+    given_title: str | None = None  # the first submitter's, a title hint for the clean stage
     created_at: datetime = Field(default_factory=utcnow)
 
     # Written by the clean stage.
@@ -59,18 +57,17 @@ class Article(SQLModel, table=True):
 
 
 class BatchArticle(SQLModel, table=True):
-    """One submission of an article in a batch, with what that submitter said about it.
-
-    The content is stored and processed once (Article); every submission of it, in this
-    batch or another, keeps its own id, url, title, date and source (syndicated wire copy).
-    """
+    """One submission, with what that submitter said about it: a record, whose id is this
+    row's. The content is stored and processed once (Article); every submission of it, in
+    this batch or another, keeps its own id, url, title, date and source (syndicated wire
+    copy)."""
 
     __tablename__ = "batch_articles"
 
     id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="batches.id", index=True)
     article_id: int = Field(foreign_key="articles.id", index=True)
-    external_id: str | None = None
+    external_id: str | None = Field(default=None, index=True)  # the submitter's own id
     source: str | None = None  # file:line it came from
     url: str | None = None
     title: str | None = None

@@ -1,11 +1,17 @@
 """The output record, typed: what export, every `--json`, the Python API and the HTTP API
-give for an article (README "Output record"), and the other documents the API returns."""
+give for a submission (README "Output record"), the other documents the door returns, and
+the filters it takes.
+
+A record is a submission: what one submitter sent (its id, url, title, date, source) with
+the processing output of its content, which is shared by every submission of the same
+text (the content hash) and computed once.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from newsflow.contract import Stage, Status
 
@@ -68,9 +74,11 @@ class Pipeline(_Out):
 
 
 class ArticleRecord(_Out):
-    """One article as one submission described it, with everything the stages found."""
+    """One submission, with everything the stages found in its content."""
 
-    id: int
+    id: int  # the submission's own id
+    content_id: int  # the processed content it shares with every copy of the same text
+    content_submissions: int  # how many submissions share that content, this one included
     external_id: str | None
     batch_id: int
     status: Status
@@ -108,16 +116,22 @@ class EntityCount(_Out):
 
     name: str
     label: str
-    articles: int
-    mentions: int
-    salience: float
+    articles: int  # submissions naming it: its coverage, syndicated copies counted
+    contents: int  # distinct contents naming it: each text once however often it was sent
+    mentions: int  # in those contents
+    salience: float  # mean over those contents
 
 
 class ArticleRow(_Out):
-    """An article in a listing (`results list`, GET /articles): enough to pick one."""
+    """A record in a listing (`results list`, GET /articles): enough to pick one."""
 
     id: int
+    content_id: int
     batch_id: int
+    external_id: str | None
+    url: str | None
+    source: str | None
+    submitted_from: str | None
     status: Status
     title: str | None
     agency: str | None
@@ -130,7 +144,12 @@ class ArticleRow(_Out):
     def of(cls, record: ArticleRecord) -> ArticleRow:
         return cls(
             id=record.id,
+            content_id=record.content_id,
             batch_id=record.batch_id,
+            external_id=record.external_id,
+            url=record.url,
+            source=record.source,
+            submitted_from=record.submitted_from,
             status=record.status,
             title=record.title,
             agency=record.agency,
@@ -161,25 +180,122 @@ class BatchProgress(_Out):
     failed: int
     duplicates: int
     rejected: int
-    per_minute_1m: float
-    per_minute_5m: float
+    per_minute_1m: float | None  # None: not asked for (Client.progress, for a wait)
+    per_minute_5m: float | None
     eta_seconds: int | None
 
     @property
     def finished(self) -> bool:
+        """The one "batch finished" rule: every submission is done or failed."""
         return self.done + self.failed >= self.total
 
 
+class QueueDepth(_Out):
+    ready: int  # waiting
+    unacked: int  # delivered, not yet acknowledged
+
+
+class WorkerInfo(_Out):
+    """A worker that answered a broadcast."""
+
+    name: str
+    host: str
+    concurrency: int | None
+    active: int
+    processed: int
+    uptime_s: int | None
+    last_seen: str  # when it answered
+
+
+class Failure(_Out):
+    """A failed stage of a content, with the first record that holds it."""
+
+    record_id: int
+    content_id: int
+    batch_id: int
+    stage: Stage
+    error: str | None
+    at: str
+
+
+class Stall(_Out):
+    """An unfinished stage of a content that showed no sign of life for a while."""
+
+    content_id: int
+    stage: Stage
+    status: Status
+    since: str
+
+
+class BrokerState(_Out):
+    url: str  # password masked
+    error: str | None  # why it could not be reached, or None
+
+
+class ServiceStatus(_Out):
+    """What `status --json` and GET /status give."""
+
+    queues: dict[str, QueueDepth]
+    workers: list[WorkerInfo]
+    batches: list[BatchProgress]
+    failures: list[Failure]
+    languages: dict[str, int]  # contents per detected language
+    broker: BrokerState
+
+
 class Rejection(_Out):
+    """A record that was not stored, and why."""
+
+    source: str  # the file (or "<request>") it came from
     line: int | None  # the record's line (JSONL) or position (JSON array), from 1
     reason: str
 
+    @classmethod
+    def at(cls, source: str, line: int | None, reason: str) -> Rejection:
+        return cls(source=source, line=line, reason=reason)
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{where}: {self.reason}"
+
 
 class Submitted(_Out):
-    """What POST /batches answers."""
+    """What a submit did: `submit --json`, POST /batches and Client.submit give it."""
 
     batch_id: int
-    submitted: int
-    duplicates: int
-    queued: int
+    submitted: int  # the batch's records
+    duplicates: int  # of them, those whose content was already stored
+    queued: int  # articles this submit sent to the workers
     rejected: list[Rejection]
+
+    @property
+    def id(self) -> int:
+        return self.batch_id
+
+
+DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+
+
+class Filters(BaseModel):
+    """Which records a listing, search or export covers: every filter given must hold
+    (None means any). The CLI's options and the API's query parameters both become one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_id: int | None = Field(default=None, description="Only this batch.")
+    external_id: str | None = Field(
+        default=None, max_length=1000, description="Only what was submitted under this id."
+    )
+    status: Status | None = Field(default=None, description="queued, processing, done, failed.")
+    entity: str | None = Field(default=None, max_length=200, description="Names this entity.")
+    agency: str | None = Field(default=None, max_length=200, description="This agency, any case.")
+    language: str | None = Field(default=None, max_length=20, description="This language code.")
+    since: str | None = Field(default=None, pattern=DATE, description="Published on or after.")
+    until: str | None = Field(default=None, pattern=DATE, description="Published on or before.")
+
+    def given(self) -> dict[str, Any]:
+        """The filters set, by field name."""
+        return self.model_dump(exclude_none=True)
+
+
+NO_FILTERS = Filters()  # every record

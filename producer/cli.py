@@ -21,21 +21,20 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.live import Live
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsflow import db
-from newsflow.config import Settings, get_settings, mask_secrets, mask_url, use
+from newsflow.config import Settings, mask_secrets, mask_url
 from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
-from newsflow.errors import NewsflowError
-from newsflow.record import ArticleRow
+from newsflow.errors import NewsflowError, NotFound
+from newsflow.record import ArticleRow, Filters, Submitted
 from producer import views
 from producer.client import Client
 from producer.embedded import EmbeddedRedis, is_running
 from producer.local import LocalWorkers, worker_command, worker_env
-from producer.submit import SubmitResult
 from producer.terminal import shown
 
 app = typer.Typer(
@@ -56,8 +55,16 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 BatchOption = Annotated[int | None, typer.Option("--batch", help="Only this batch.")]
 
 
+class Invocation:
+    """What one run of the command knows: its settings (the environment and the global
+    flags), once the callback has read them; the error handler masks with them."""
+
+    settings: Settings | None = None
+
+
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     db_url: Annotated[
         str | None, typer.Option("--db", help="Database URL (overrides NEWSFLOW_DATABASE_URL).")
     ] = None,
@@ -71,17 +78,20 @@ def main_options(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     overrides = {k: v for k, v in (("database_url", db_url), ("broker_url", broker_url)) if v}
-    if overrides:
-        use(get_settings().model_copy(update=overrides))
+    if not isinstance(ctx.obj, Invocation):
+        ctx.obj = Invocation()
+    ctx.obj.settings = Settings().model_copy(update=overrides)
 
 
-def _settings() -> Settings:
-    return get_settings()
+def _settings(ctx: typer.Context) -> Settings:
+    invocation = ctx.find_object(Invocation)
+    assert invocation is not None and invocation.settings is not None
+    return invocation.settings
 
 
-def _report_submit(result: SubmitResult, as_json: bool) -> None:
+def _report_submit(result: Submitted, as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(result.as_dict()))
+        out.print_json(result.model_dump_json())
         return
     for rejected in result.rejected:
         err.print(f"[red]rejected[/] {shown(rejected)}", highlight=False)
@@ -95,6 +105,7 @@ def _report_submit(result: SubmitResult, as_json: bool) -> None:
 
 @app.command()
 def submit(
+    ctx: typer.Context,
     paths: Annotated[
         list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")
     ],
@@ -110,7 +121,7 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Store a batch of articles and queue them for the workers."""
-    settings = _settings()
+    settings = _settings(ctx)
     if chunk_size:
         settings = settings.model_copy(update={"chunk_size": chunk_size})
     client = Client(settings)
@@ -118,12 +129,13 @@ def submit(
     _report_submit(result, as_json)
     failed = 0
     if wait:
-        failed = client.wait(result.batch_id, timeout=timeout)["failed"]
+        failed = client.wait(result.batch_id, timeout=timeout).failed
     raise typer.Exit(1 if result.rejected or failed else 0)
 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     paths: Annotated[
         list[str], typer.Argument(help="JSONL, .txt or .html files, folders, or - for stdin.")
     ],
@@ -136,7 +148,7 @@ def run(
     port: Annotated[int, typer.Option(help="The dashboard's port, with --serve.")] = 8000,
 ) -> None:
     """All in one: broker (embedded unless configured), workers, submit, progress, results."""
-    settings = _settings()
+    settings = _settings(ctx)
     client = Client(settings)
     client.upgrade()
     started = time.monotonic()
@@ -156,24 +168,29 @@ def run(
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; see {local.log}") from None
         seconds = time.monotonic() - started
-        records = list(client.results(batch_id=result.batch_id))
+        records = list(client.results(Filters(batch_id=result.batch_id)))
         if as_json:
-            report = {**result.as_dict(), "progress": progress, "seconds": round(seconds, 2)}
+            report = {
+                **result.model_dump(mode="json"),
+                "progress": progress.model_dump(mode="json"),
+                "seconds": round(seconds, 2),
+            }
             out.print_json(json.dumps(report))
         else:
             out.print(views.results_table(records))
             err.print(
-                f"{progress['done']} done, {progress['failed']} failed in {seconds:.1f} s; "
+                f"{progress.done} done, {progress.failed} failed in {seconds:.1f} s; "
                 f"see `newsflow results show ID` or `newsflow results export`",
                 highlight=False,
             )
         if serve:  # broker and workers stay up with it, so a requeue from the page runs
             _serve(settings, "127.0.0.1", port)
-    raise typer.Exit(1 if result.rejected or progress["failed"] else 0)
+    raise typer.Exit(1 if result.rejected or progress.failed else 0)
 
 
 @app.command()
 def worker(
+    ctx: typer.Context,
     queues: Annotated[str, typer.Option(help="Comma-separated queues to serve.")] = ",".join(
         QUEUES
     ),
@@ -183,7 +200,7 @@ def worker(
     """Run a worker (needs the worker extra: pip install 'newsflow[worker]')."""
     from producer.broker import check_broker
 
-    settings = _settings()
+    settings = _settings(ctx)
     unknown = set(queues.split(",")) - set(QUEUES)
     if unknown:
         raise typer.BadParameter(f"unknown queue(s) {sorted(unknown)}; choose from {list(QUEUES)}")
@@ -202,12 +219,13 @@ def worker(
 
 @app.command()
 def broker(
+    ctx: typer.Context,
     persist: Annotated[
         bool, typer.Option(help="Keep queues on disk (AOF) across restarts.")
     ] = True,
 ) -> None:
     """Keep the embedded Redis up (for `worker` and `submit` in other terminals) until Ctrl-C."""
-    settings = _settings()
+    settings = _settings(ctx)
     if not settings.embedded:
         raise NewsflowError(
             "NEWSFLOW_BROKER_URL is set, so the embedded broker is not used; unset it"
@@ -220,14 +238,15 @@ def broker(
 
 @app.command()
 def status(
+    ctx: typer.Context,
     batch: BatchOption = None,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Queues, workers, batch progress and latest failures."""
-    client = Client(_settings())
+    client = Client(_settings(ctx))
     if as_json:
-        out.print_json(json.dumps(client.status(batch_id=batch)))
+        out.print_json(client.status(batch_id=batch).model_dump_json())
         return
     if not watch:
         out.print(views.status_view(client.status(batch_id=batch)))
@@ -240,6 +259,7 @@ def status(
 
 @app.command()
 def metrics(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port of the /metrics endpoint.")] = 9808,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
@@ -248,7 +268,7 @@ def metrics(
 
     from producer.metrics import NewsflowCollector
 
-    REGISTRY.register(NewsflowCollector(_settings()))
+    REGISTRY.register(NewsflowCollector(_settings(ctx)))
     start_http_server(port, addr=host)
     err.print(f"metrics on http://{host}:{port}/metrics; Ctrl-C stops", highlight=False)
     while True:
@@ -260,12 +280,13 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes.", min=1)] = 1,
 ) -> None:
     """The HTTP API (OpenAPI at /docs) and the dashboard (at /) until Ctrl-C."""
-    settings = _settings()
+    settings = _settings(ctx)
     if settings.api_token is None and host not in LOCAL_HOSTS:
         raise NewsflowError(
             f"refusing to listen on {host} without a token: anyone who reaches it could "
@@ -287,6 +308,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
 
 @app.command()
 def requeue(
+    ctx: typer.Context,
     batch: BatchOption = None,
     stage: Annotated[
         str | None, typer.Option(help=f"Only this stage ({', '.join(STAGES)}).")
@@ -302,7 +324,7 @@ def requeue(
     """Queue again, from the DB, what has no live message; says what it skipped and why."""
     if stage is not None and stage not in STAGES:
         raise typer.BadParameter(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
-    found = Client(_settings()).requeue(batch_id=batch, stage=stage, failed=failed, force=force)
+    found = Client(_settings(ctx)).requeue(batch_id=batch, stage=stage, failed=failed, force=force)
     sent = ", ".join(f"{found.sent.get(s, 0)} {s}" for s in STAGES)
     err.print(f"requeued: {sent}", highlight=False)
     for name, reasons in found.skipped.items():
@@ -316,9 +338,9 @@ def requeue(
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(ctx: typer.Context) -> None:
     """Create or migrate the tables to the latest schema."""
-    Client(_settings()).upgrade()
+    Client(_settings(ctx)).upgrade()
     err.print("database schema is up to date", highlight=False)
 
 
@@ -327,47 +349,80 @@ def _json_list(items: Sequence[BaseModel]) -> str:
 
 
 @results_app.command("show")
-def results_show(article_id: int, as_json: JsonFlag = False) -> None:
-    """One article: fields, summary, entities, keyphrases, stages."""
-    record = Client(_settings()).record(article_id)
-    if record is None:
-        err.print(f"no article {article_id}", highlight=False)
-        raise typer.Exit(1)
+def results_show(
+    ctx: typer.Context,
+    record_id: Annotated[int | None, typer.Argument(help="The record's id.")] = None,
+    external_id: Annotated[
+        str | None,
+        typer.Option("--external-id", help="Instead: the records you submitted under this id."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """One record, or those you submitted under your own id: fields, summary, entities,
+    keyphrases, stages."""
+    if (record_id is None) == (external_id is None):
+        raise typer.BadParameter("give a record ID or --external-id (one of them)")
+    client = Client(_settings(ctx))
+    if external_id is None:
+        assert record_id is not None
+        found = [client.record(record_id)]
+    elif not (found := client.find(external_id)):
+        raise NotFound(f"no article was submitted with the id {external_id!r}")
     if as_json:
-        out.print_json(record.model_dump_json())
+        only = found[0] if external_id is None else None
+        out.print_json(only.model_dump_json() if only else _json_list(found))
         return
-    out.print(views.article_view(record))
+    for record in found:
+        out.print(views.article_view(record))
+
+
+def _status_option(status: str | None) -> str | None:
+    if status is not None and status not in ARTICLE_STATUSES:
+        raise typer.BadParameter(
+            f"unknown status {status!r}; choose from {', '.join(ARTICLE_STATUSES)}"
+        )
+    return status
+
+
+def _filters(**given: object) -> Filters:
+    """The Filters of the options given; a malformed one is a usage error naming it."""
+    try:
+        return Filters.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--" + str(first["loc"][0]).removesuffix("_id").replace("_", "-")
+        raise typer.BadParameter(f"{option}: {first['msg']}") from None
+
+
+StatusOption = Annotated[
+    str | None,
+    typer.Option(help="queued, processing, done or failed.", callback=_status_option),
+]
 
 
 @results_app.command("list")
 def results_list(
+    ctx: typer.Context,
     batch: BatchOption = None,
-    status: Annotated[str | None, typer.Option(help="queued, processing, done or failed.")] = None,
+    status: StatusOption = None,
     entity: Annotated[str | None, typer.Option(help="Only articles naming this entity.")] = None,
     agency: Annotated[str | None, typer.Option(help="Only this agency, any case.")] = None,
     language: Annotated[str | None, typer.Option(help="Only this language code.")] = None,
     since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
+    external_id: Annotated[
+        str | None, typer.Option("--external-id", help="Only what you submitted under this id.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Rows per page.", min=1, max=1000)] = 50,
     page: Annotated[int, typer.Option(help="Page number, from 1.", min=1)] = 1,
     as_json: JsonFlag = False,
 ) -> None:
-    """Articles with their status, a page at a time."""
-    if status is not None and status not in ARTICLE_STATUSES:
-        raise typer.BadParameter(
-            f"unknown status {status!r}; choose from {', '.join(ARTICLE_STATUSES)}"
-        )
-    rows, _ = Client(_settings()).rows(
-        limit=limit,
-        offset=(page - 1) * limit,
-        batch_id=batch,
-        status=status,
-        entity=entity,
-        agency=agency,
-        language=language,
-        since=since,
-        until=until,
-    )
+    """Records (one per submission) with their status, a page at a time."""
+    filters = _filters(
+        batch_id=batch, status=status, entity=entity, agency=agency, language=language,
+        since=since, until=until, external_id=external_id,
+    )  # fmt: skip
+    rows, _ = Client(_settings(ctx)).rows(filters, limit=limit, offset=(page - 1) * limit)
     if as_json:
         out.print_json(_json_list(rows))
         return
@@ -376,22 +431,24 @@ def results_list(
 
 @results_app.command("export")
 def results_export(
+    ctx: typer.Context,
     batch: BatchOption = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", help="File to write (default stdout).")
     ] = None,
-    status: Annotated[str | None, typer.Option(help="Only articles with this status.")] = None,
+    status: StatusOption = None,
 ) -> None:
-    """Every record, streamed (constant memory) as JSONL or one CSV row per article."""
+    """Every record (one per submission), streamed in constant memory as JSONL or CSV."""
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter("--format must be jsonl or csv")
-    client = Client(_settings())
+    client = Client(_settings(ctx))
+    filters = _filters(batch_id=batch, status=status)
     if output is None:
-        count = client.export(sys.stdout, fmt=fmt, batch_id=batch, status=status)
+        count = client.export(sys.stdout, filters, fmt=fmt)
     else:
         with _replacing(output) as target:  # FILE is untouched unless the export completes
-            count = client.export(target, fmt=fmt, batch_id=batch, status=status)
+            count = client.export(target, filters, fmt=fmt)
     err.print(f"exported {count} records", highlight=False)
 
 
@@ -410,11 +467,12 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
 
 @results_app.command("search")
 def results_search(
+    ctx: typer.Context,
     entity: Annotated[str, typer.Option(help="Entity name or alias, any case.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Articles that mention an entity."""
-    rows = [ArticleRow.of(r) for r in Client(_settings()).search(entity)]
+    rows = [ArticleRow.of(r) for r in Client(_settings(ctx)).search(entity)]
     if as_json:
         out.print_json(_json_list(rows))
         return
@@ -424,22 +482,24 @@ def results_search(
 
 @results_app.command("entities")
 def results_entities(
+    ctx: typer.Context,
     batch: BatchOption = None,
     label: Annotated[str | None, typer.Option(help="Only this label, e.g. PERSON.")] = None,
     top: Annotated[int, typer.Option(help="How many.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
-    """Who and what a batch is about: entities across its articles."""
-    rows = Client(_settings()).entities(batch_id=batch, label=label, top=top)
+    """Who and what a batch is about: entities across its records (`articles` counts
+    submissions, syndicated copies included; `contents` the distinct texts)."""
+    rows = Client(_settings(ctx)).entities(batch_id=batch, label=label, top=top)
     if as_json:
         out.print_json(_json_list(rows))
         return
     out.print(views.entities_table(rows))
 
 
-def _database_hint(exc: SQLAlchemyError) -> str:
+def _database_hint(exc: SQLAlchemyError, settings: Settings) -> str:
     reason = db.error_reason(exc)
-    url = mask_url(get_settings().database_url)
+    url = mask_url(settings.database_url)
     if re.search(r"no such table|does not exist|UndefinedTable", reason):
         return f"the database at {url} has no newsflow tables ({reason}); run `newsflow db upgrade`"
     if "database is locked" in reason:
@@ -451,17 +511,22 @@ def _database_hint(exc: SQLAlchemyError) -> str:
 
 
 @contextmanager
-def _friendly_errors() -> Iterator[None]:
+def _friendly_errors(invocation: Invocation) -> Iterator[None]:
+    def masked(exc: BaseException) -> str:
+        given = invocation.settings
+        return shown(given.mask(str(exc)) if given else mask_secrets(str(exc)))
+
     try:
         yield
     except SQLAlchemyError as exc:
-        err.print(f"[red]error:[/] {shown(_database_hint(exc))}", highlight=False)
+        settings = invocation.settings or Settings()
+        err.print(f"[red]error:[/] {shown(_database_hint(exc, settings))}", highlight=False)
         raise SystemExit(2) from None
     except NewsflowError as exc:
-        err.print(f"[red]error:[/] {shown(mask_secrets(str(exc)))}", highlight=False)
+        err.print(f"[red]error:[/] {masked(exc)}", highlight=False)
         raise SystemExit(2) from None
     except (RuntimeError, TimeoutError) as exc:
-        err.print(f"[red]error:[/] {shown(mask_secrets(str(exc)))}", highlight=False)
+        err.print(f"[red]error:[/] {masked(exc)}", highlight=False)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted; stopped what this command started", highlight=False)
@@ -469,7 +534,7 @@ def _friendly_errors() -> Iterator[None]:
     except Exception as exc:
         logging.getLogger("newsflow").info("unexpected error", exc_info=True)
         err.print(
-            f"[red]unexpected error:[/] {type(exc).__name__}: {shown(mask_secrets(str(exc)))} "
+            f"[red]unexpected error:[/] {type(exc).__name__}: {masked(exc)} "
             "(run with --verbose for the traceback)",
             highlight=False,
         )
@@ -483,8 +548,9 @@ def _terminate(signum: int, _frame: object) -> None:
 def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops us cleanly too
         signal.signal(signum, _terminate)
-    with _friendly_errors():
-        app()
+    invocation = Invocation()
+    with _friendly_errors(invocation):
+        app(obj=invocation)
 
 
 if __name__ == "__main__":

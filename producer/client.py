@@ -10,32 +10,43 @@ from rich.console import Console
 from sqlmodel import Session
 
 from newsflow import db
-from newsflow.config import Settings, get_settings
+from newsflow.config import Settings
 from newsflow.db import read_scope
 from newsflow.delivery import Reopened
 from newsflow.errors import NewsflowError, NotFound
 from newsflow.models import Batch
-from newsflow.record import ArticleRecord, ArticleRow, EntityCount
+from newsflow.record import (
+    NO_FILTERS,
+    ArticleRecord,
+    ArticleRow,
+    BatchProgress,
+    EntityCount,
+    Filters,
+    ServiceStatus,
+    Submitted,
+)
 from producer import monitor, results, submit
 from producer.broker import check_broker
 from producer.progress import progress_bar
 from producer.sources import read_inputs
 
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[BatchProgress], None]
 
 
 class Client:
-    """Submit batches, wait for them, read their results.
+    """Submit batches, wait for them, read their records.
 
     >>> client = Client()                      # NEWSFLOW_* settings
     >>> batch = client.submit([{"text": "..."}], name="monday-wires")
     >>> client.wait(batch.id)
-    >>> for record in client.results(batch_id=batch.id): ...
+    >>> for record in client.results(Filters(batch_id=batch.id)): ...
+
+    A record is a submission: its `id` is the submission's, `content_id` the processed
+    text it shares with every copy of it.
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
-        base = settings or get_settings()
-        self.settings = base.model_copy(update=overrides) if overrides else base
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
         self._schema_ready = False
 
     def upgrade(self) -> None:
@@ -45,7 +56,7 @@ class Client:
 
     def submit(
         self, items: Iterable[Any], *, name: str | None = None, resume_unfinished: bool = False
-    ) -> submit.SubmitResult:
+    ) -> Submitted:
         """Submit dicts ({"text"|"html", "id", "title", ...}), paths, or a mix, as one batch.
 
         A new database gets its tables; one at an older schema raises ConfigurationError
@@ -57,19 +68,16 @@ class Client:
         records = read_inputs(items, limit=self.settings.max_article_bytes)
         return submit.submit(self.settings, records, name=name, resume_unfinished=resume_unfinished)
 
-    def progress(self, batch_id: int) -> dict[str, Any]:
+    def progress(self, batch_id: int) -> BatchProgress:
+        """A batch's counts by status (no rates: cheap enough to poll); NotFound if unknown."""
         with read_scope(self.settings.database_url) as session:
-            found = monitor.batch_progress(session, batch_id)
-        if not found:
-            raise KeyError(f"no batch {batch_id}")
-        return found[0]
+            return monitor.batch_progress(session, batch_id, rates=False)[0]
 
-    def batches(self, batch_id: int | None = None) -> list[dict[str, Any]]:
-        """Every batch (or one) with its counts, articles per minute and ETA."""
+    def batches(self, batch_id: int | None = None) -> list[BatchProgress]:
+        """Every batch (or one: NotFound if unknown) with its counts, articles per minute
+        and ETA."""
         with read_scope(self.settings.database_url) as session:
-            found = monitor.batch_progress(session, batch_id)
-            monitor.add_rates(session, found)
-        return found
+            return monitor.batch_progress(session, batch_id)
 
     def wait(
         self,
@@ -79,7 +87,7 @@ class Client:
         poll: float = 0.5,
         on_progress: Progress | None = None,
         alive: Callable[[], bool] | None = None,
-    ) -> dict[str, Any]:
+    ) -> BatchProgress:
         """Block until every article of the batch is done or failed; returns the counts.
 
         Without `on_progress`, a progress bar is drawn on stderr when it is a terminal.
@@ -95,26 +103,27 @@ class Client:
         while True:
             progress = self.progress(batch_id)
             on_progress(progress)
-            if progress["done"] + progress["failed"] >= progress["total"]:
+            if progress.finished:
                 return progress
             if alive is not None and not alive():
                 raise RuntimeError("the workers stopped before the batch finished")
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(self._unfinished(batch_id, progress, timeout or 0))
+                raise TimeoutError(self._unfinished(progress, timeout or 0))
             time.sleep(poll)
 
-    def _unfinished(self, batch_id: int, progress: dict[str, Any], waited: float) -> str:
+    def _unfinished(self, progress: BatchProgress, waited: float) -> str:
         """What a wait that timed out says: where the batch stands and what is stuck."""
         with read_scope(self.settings.database_url) as session:
-            stuck = monitor.stalled(session, batch_id, older_than=min(waited, 60))
-        counts = ", ".join(f"{progress[s]} {s}" for s in ("queued", "processing", "done", "failed"))
-        lines = [f"batch {batch_id} not finished after {waited:.0f} s ({counts})"]
+            stuck = monitor.stalled(session, progress.id, older_than=min(waited, 60))
+        counts = ", ".join(
+            f"{getattr(progress, s)} {s}" for s in ("queued", "processing", "done", "failed")
+        )
+        lines = [f"batch {progress.id} not finished after {waited:.0f} s ({counts})"]
         if stuck:
             lines.append(
                 "no progress on: "
                 + ", ".join(
-                    f"article {s['article_id']} {s['stage']} {s['status']} since {s['since']}"
-                    for s in stuck
+                    f"content {s.content_id} {s.stage} {s.status} since {s.since}" for s in stuck
                 )
                 + "; are workers running (`newsflow status`)? Their recovery loop sends "
                 f"work no message names again after {self.settings.lost_after:.0f} s"
@@ -122,46 +131,56 @@ class Client:
         return "; ".join(lines)
 
     def rows(
-        self, *, after: int = 0, limit: int = 50, offset: int = 0, **filters: Any
+        self, filters: Filters = NO_FILTERS, *, after: int = 0, limit: int = 50, offset: int = 0
     ) -> tuple[list[ArticleRow], int | None]:
         """A page of listing rows from the keyset cursor `after` (and `offset` rows on),
-        and the next page's cursor (None on the last); filters as in results.Filters."""
-        filtered = results.Filters(**filters)
+        and the next page's cursor (None on the last)."""
         with read_scope(self.settings.database_url) as session:
-            _known_batch(session, filtered.batch_id)
-            return results.rows(session, filtered, after=after, limit=limit, offset=offset)
+            _known_batch(session, filters.batch_id)
+            return results.rows(session, filters, after=after, limit=limit, offset=offset)
 
-    def export(self, out: IO[str], *, fmt: str = "jsonl", **filters: Any) -> int:
-        """Every record matching the filters written to `out` as JSONL or CSV, streamed in
-        constant memory; returns how many."""
+    def export(self, out: IO[str], filters: Filters = NO_FILTERS, *, fmt: str = "jsonl") -> int:
+        """Every record matching the filters written to `out` as JSONL or CSV (a line or
+        row per submission), streamed in constant memory; returns how many."""
         with read_scope(self.settings.database_url) as session:
-            _known_batch(session, filters.get("batch_id"))
-            return results.export(session, out, fmt=fmt, filters=results.Filters(**filters))
+            _known_batch(session, filters.batch_id)
+            return results.export(session, out, fmt=fmt, filters=filters)
+
+    def results(self, filters: Filters = NO_FILTERS) -> Iterator[ArticleRecord]:
+        """Output records matching the filters, streamed a page at a time."""
+        with read_scope(self.settings.database_url) as session:
+            _known_batch(session, filters.batch_id)
+            yield from results.iter_records(session, filters)
 
     def search(self, entity: str, *, limit: int = 500) -> list[ArticleRecord]:
-        """Output records of the articles that mention an entity (name or alias, any case)."""
+        """Records whose content mentions an entity (name or alias, any case)."""
         with read_scope(self.settings.database_url) as session:
-            ids = results.article_ids(session, results.Filters(entity=entity), limit=limit)
-            return results.records(session, ids)
+            found = results.submissions(session, Filters(entity=entity), limit=limit)
+            return results.submission_records(session, found)
 
-    def results(self, **filters: Any) -> Iterator[ArticleRecord]:
-        """Output records, streamed a page at a time; filters as in results.Filters
-        (batch_id, status, entity, agency, language, since, until)."""
-        with read_scope(self.settings.database_url) as session:
-            yield from results.iter_records(session, results.Filters(**filters))
+    def find(self, external_id: str) -> list[ArticleRecord]:
+        """The records a submitter sent under its own id (exact), oldest first: several
+        batches may hold the same one."""
+        return list(self.results(Filters(external_id=external_id)))
 
-    def record(self, article_id: int) -> ArticleRecord | None:
+    def record(self, record_id: int) -> ArticleRecord:
+        """One record by its id; NotFound if there is none."""
         with read_scope(self.settings.database_url) as session:
-            found = results.records(session, [article_id])
-        return found[0] if found else None
+            found = results.records(session, [record_id])
+        if not found:
+            raise NotFound(f"no article {record_id}; `newsflow results list` lists them")
+        return found[0]
 
     def entities(
         self, *, batch_id: int | None = None, label: str | None = None, top: int = 20
     ) -> list[EntityCount]:
+        """The entities named in the most records (see EntityCount for what counts)."""
         with read_scope(self.settings.database_url) as session:
+            _known_batch(session, batch_id)
             return results.top_entities(session, batch_id=batch_id, label=label, top=top)
 
-    def status(self, *, batch_id: int | None = None) -> dict[str, Any]:
+    def status(self, *, batch_id: int | None = None) -> ServiceStatus:
+        """Queues, workers, batches and the latest failures."""
         return monitor.status(self.settings, batch_id=batch_id)
 
     def health(self) -> dict[str, str]:
@@ -188,6 +207,9 @@ class Client:
         force: bool = False,
     ) -> Reopened:
         """Send again what has no live message (see submit.requeue); says what it skipped."""
+        if batch_id is not None:
+            with read_scope(self.settings.database_url) as session:
+                _known_batch(session, batch_id)
         return submit.requeue(self.settings, batch_id, stage=stage, failed=failed, force=force)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, func
 from sqlalchemy import select as select_columns
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from newsflow.config import Settings, mask_url
@@ -20,11 +21,22 @@ from newsflow.contract import (
     REQUIRED,
     RUNNING,
     STAGES,
+    Stage,
+    Status,
 )
 from newsflow.db import read_scope
 from newsflow.delivery import batch_members
-from newsflow.errors import ServiceUnavailable
+from newsflow.errors import NotFound, ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, StageRow
+from newsflow.record import (
+    BatchProgress,
+    BrokerState,
+    Failure,
+    QueueDepth,
+    ServiceStatus,
+    Stall,
+    WorkerInfo,
+)
 from producer import broker
 
 
@@ -75,8 +87,8 @@ def statuses_of(session: Session, ids: Sequence[int]) -> dict[int, str]:
     return {i: found.get(i, QUEUED) for i in ids}
 
 
-def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[str, Any]]:
-    """Per batch: its submissions and how many are queued, processing, done, failed."""
+def _submission_counts(session: Session, batch_id: int | None) -> dict[int, Any]:
+    """Per batch: its submissions, and how many of them are queued, processing, done, failed."""
     per_submission = (
         select_columns(
             col(BatchArticle.batch_id),
@@ -97,26 +109,51 @@ def batch_progress(session: Session, batch_id: int | None = None) -> list[dict[s
             for name in ARTICLE_STATUSES
         ),
     ).group_by(sub.c.batch_id)
-    by_batch = {row.batch_id: row for row in session.execute(counts)}
+    return {row.batch_id: row for row in session.execute(counts)}
+
+
+def batch_progress(
+    session: Session, batch_id: int | None = None, *, rates: bool = True
+) -> list[BatchProgress]:
+    """Every batch (or one): its submissions by status and, with `rates`, articles per
+    minute over the last 1 and 5 minutes and an ETA. An unknown batch raises NotFound."""
+    by_batch = _submission_counts(session, batch_id)
     batches = select(Batch).order_by(col(Batch.id))
     if batch_id is not None:
         batches = batches.where(col(Batch.id) == batch_id)
     result = []
+    now = datetime.now(UTC)
     for batch in session.execute(batches).scalars():
+        assert batch.id is not None
         row = by_batch.get(batch.id)
-        result.append(
-            {
-                "id": batch.id,
-                "name": batch.name,
-                "created_at": batch.created_at.isoformat(timespec="seconds"),
-                "total": row.total if row else 0,
-                **{
-                    s.value: int(getattr(row, s.value) or 0) if row else 0 for s in ARTICLE_STATUSES
-                },
-                "duplicates": batch.duplicates,
-                "rejected": batch.rejected,
+        counts = {s.value: int(getattr(row, s.value) or 0) if row else 0 for s in ARTICLE_STATUSES}
+        left = counts[QUEUED] + counts[RUNNING]
+        per_minute: dict[int, float | None] = {1: None, 5: None}
+        if rates:
+            per_minute = {
+                minutes: finished_since(session, now - timedelta(minutes=minutes), batch.id)
+                / minutes
+                if left
+                else 0.0
+                for minutes in (1, 5)
             }
+        rate = per_minute[1] or per_minute[5]
+        result.append(
+            BatchProgress(
+                id=batch.id,
+                name=batch.name,
+                created_at=batch.created_at.isoformat(timespec="seconds"),
+                total=row.total if row else 0,
+                **counts,
+                duplicates=batch.duplicates,
+                rejected=batch.rejected,
+                per_minute_1m=per_minute[1],
+                per_minute_5m=per_minute[5],
+                eta_seconds=round(60 * left / rate) if left and rate else None,
+            )
         )
+    if batch_id is not None and not result:
+        raise NotFound(f"no batch {batch_id}; `newsflow status` lists the batches")
     return result
 
 
@@ -135,28 +172,7 @@ def finished_since(session: Session, since: datetime, batch_id: int | None = Non
     return int(session.execute(query).scalar_one())
 
 
-def add_rates(session: Session, batches: list[dict[str, Any]]) -> None:
-    """Articles per minute over the last 1 and 5 minutes, and an ETA, on each batch."""
-    now = datetime.now(UTC)
-    for batch in batches:
-        left = batch[QUEUED] + batch[RUNNING]
-        per_minute = (
-            {
-                minutes: finished_since(session, now - timedelta(minutes=minutes), batch["id"])
-                / minutes
-                for minutes in (1, 5)
-            }
-            if left
-            else {1: 0.0, 5: 0.0}
-        )
-        batch["per_minute_1m"], batch["per_minute_5m"] = per_minute[1], per_minute[5]
-        rate = per_minute[1] or per_minute[5]
-        batch["eta_seconds"] = round(60 * left / rate) if left and rate else None
-
-
-def stalled(
-    session: Session, batch_id: int, *, older_than: float, limit: int = 10
-) -> list[dict[str, Any]]:
+def stalled(session: Session, batch_id: int, *, older_than: float, limit: int = 10) -> list[Stall]:
     """Unfinished stage rows of a batch with no sign of life for `older_than` seconds."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
     query = (
@@ -175,21 +191,29 @@ def stalled(
         .limit(limit)
     )
     return [
-        {
-            "article_id": r.article_id,
-            "stage": r.stage,
-            "status": r.status,
-            "since": r.updated_at.isoformat(timespec="seconds"),
-        }
+        Stall(
+            content_id=r.article_id,
+            stage=Stage(r.stage),
+            status=Status(r.status),
+            since=r.updated_at.isoformat(timespec="seconds"),
+        )
         for r in session.execute(query)
     ]
 
 
 def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
-) -> list[dict[str, Any]]:
+) -> list[Failure]:
+    """The latest failed stages, each with the first record (submission) of its content."""
+    first = aliased(BatchArticle)
+    first_record = (
+        select_columns(func.min(col(first.id)))
+        .where(col(first.article_id) == col(StageRow.article_id))
+        .scalar_subquery()
+    )
     query = (
         select_columns(
+            first_record.label("record_id"),
             col(StageRow.article_id),
             col(Article.batch_id),
             col(StageRow.stage),
@@ -203,13 +227,14 @@ def recent_failures(
         query = query.where(col(StageRow.article_id).in_(batch_members(batch_id)))
     query = query.order_by(col(StageRow.updated_at).desc()).limit(limit)
     return [
-        {
-            "article_id": r.article_id,
-            "batch_id": r.batch_id,  # the batch that first sent the article
-            "stage": r.stage,
-            "error": r.error,
-            "at": r.updated_at.isoformat(timespec="seconds"),
-        }
+        Failure(
+            record_id=r.record_id,
+            content_id=r.article_id,
+            batch_id=r.batch_id,  # the batch that first sent the content
+            stage=Stage(r.stage),
+            error=r.error,
+            at=r.updated_at.isoformat(timespec="seconds"),
+        )
         for r in session.execute(query)
     ]
 
@@ -224,23 +249,24 @@ def languages(session: Session, batch_id: int | None = None) -> dict[str, int]:
     return dict(sorted(counts, key=lambda item: (-item[1], item[0])))
 
 
-def status(
-    settings: Settings, *, batch_id: int | None = None, with_workers: bool = True
-) -> dict[str, Any]:
+def status(settings: Settings, *, batch_id: int | None = None) -> ServiceStatus:
     """The `status --json` document. Batch figures come from the DB, so they survive any
     broker restart; an unreachable broker is reported, not fatal."""
     with read_scope(settings.database_url) as session:
-        report: dict[str, Any] = {
-            "batches": batch_progress(session, batch_id),
-            "failures": recent_failures(session, batch_id=batch_id),
-            "languages": languages(session, batch_id),
-        }
-        add_rates(session, report["batches"])
-    report["broker"] = {"url": mask_url(settings.broker()), "error": None}
+        batches = batch_progress(session, batch_id)
+        failures = recent_failures(session, batch_id=batch_id)
+        spoken = languages(session, batch_id)
+    error = None
     try:
-        report["queues"] = broker.queue_depths(settings)
-        report["workers"] = broker.workers(settings) if with_workers else []
+        depths = broker.queue_depths(settings)
+        workers = broker.workers(settings)
     except ServiceUnavailable as exc:
-        report["queues"], report["workers"] = {}, []
-        report["broker"]["error"] = str(exc)
-    return report
+        depths, workers, error = {}, [], str(exc)
+    return ServiceStatus(
+        queues={name: QueueDepth(**depth) for name, depth in depths.items()},
+        workers=[WorkerInfo(**w) for w in workers],
+        batches=batches,
+        failures=failures,
+        languages=spoken,
+        broker=BrokerState(url=mask_url(settings.broker()), error=error),
+    )

@@ -5,18 +5,15 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache
 from typing import IO, Any, Literal
 
 from sqlalchemy import bindparam, func, or_
 from sqlalchemy import select as select_columns
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from newsflow import record as rec
 from newsflow.contract import FAILED, QUEUED, STAGES, Stage, Status
-from newsflow.delivery import batch_members
 from newsflow.models import (
     Article,
     BatchArticle,
@@ -26,7 +23,7 @@ from newsflow.models import (
     StageRow,
     SummarySentence,
 )
-from newsflow.record import ArticleRecord, ArticleRow, EntityCount
+from newsflow.record import NO_FILTERS, ArticleRecord, ArticleRow, EntityCount, Filters
 from producer.monitor import article_status, statuses_of
 from producer.terminal import cell
 
@@ -41,25 +38,25 @@ def _grouped(session: Session, table: Any, ids: Sequence[int], *order: Any) -> d
     return groups
 
 
+_SHARES = (
+    select_columns(col(BatchArticle.article_id), func.count())
+    .where(col(BatchArticle.article_id).in_(bindparam("ids", expanding=True)))
+    .group_by(col(BatchArticle.article_id))
+)
+
+
+def shares(session: Session, content_ids: Sequence[int]) -> dict[int, int]:
+    """How many submissions share each of these contents."""
+    return dict(session.execute(_SHARES, {"ids": list(content_ids)}).tuples().all())
+
+
 def records(session: Session, ids: Sequence[int]) -> list[ArticleRecord]:
-    """Output records of these articles, in the order of `ids`, each as its first
-    submission described it."""
-    found = {r.id: r for r in submission_records(session, first_submissions(session, ids))}
-    return [found[i] for i in ids if i in found]
-
-
-def first_submissions(session: Session, ids: Sequence[int]) -> list[BatchArticle]:
-    """The first submission of each of these articles."""
+    """Output records of these submissions, in the order of `ids` (unknown ids left out)."""
     if not ids:
         return []
-    first = (
-        select(func.min(col(BatchArticle.id)))
-        .where(col(BatchArticle.article_id).in_(ids))
-        .group_by(col(BatchArticle.article_id))
-    )
-    return list(
-        session.execute(select(BatchArticle).where(col(BatchArticle.id).in_(first))).scalars()
-    )
+    query = select(BatchArticle).where(col(BatchArticle.id).in_(ids))
+    found = {m.id: m for m in session.execute(query).scalars()}
+    return submission_records(session, [found[i] for i in ids if i in found])
 
 
 def submission_records(session: Session, members: Sequence[BatchArticle]) -> list[ArticleRecord]:
@@ -72,6 +69,7 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
         a.id: a for a in session.execute(select(Article).where(col(Article.id).in_(ids))).scalars()
     }
     statuses = statuses_of(session, ids)
+    shared = shares(session, ids)
     stages = _grouped(session, StageRow, ids, col(StageRow.stage))
     entities = _grouped(session, Entity, ids, col(Entity.idx))
     mentions = _grouped(session, Mention, ids, col(Mention.entity_idx), col(Mention.idx))
@@ -90,6 +88,7 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
                 article,
                 statuses.get(member.article_id, QUEUED),
                 member,
+                shared.get(member.article_id, 1),
                 stages.get(member.article_id, []),
                 entities.get(member.article_id, []),
                 by_entity,
@@ -104,6 +103,7 @@ def _record(
     article: Article,
     status: str,
     member: BatchArticle,
+    shared_by: int,
     stages: list[StageRow],
     entities: list[Entity],
     mentions: dict[int, list[Mention]],
@@ -126,7 +126,9 @@ def _record(
         else (article.guessed_published, "article" if article.guessed_published else None)
     )
     return ArticleRecord(
-        id=article.id or 0,
+        id=member.id or 0,
+        content_id=member.article_id,
+        content_submissions=shared_by,
         external_id=member.external_id,
         batch_id=member.batch_id,
         status=Status(status),
@@ -178,53 +180,50 @@ def _record(
     )
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Which articles a listing, search or export covers; None means any."""
-
-    batch_id: int | None = None
-    status: str | None = None
-    entity: str | None = None
-    agency: str | None = None  # any case
-    language: str | None = None
-    since: str | None = None  # published on or after, an ISO date (compared as text)
-    until: str | None = None  # published on or before
-
-    def params(self) -> dict[str, Any]:
-        """The bound values of the filters given, by parameter name (see _filtered)."""
-        given: dict[str, Any] = {}
-        if self.agency is not None:
-            given["agency"] = self.agency.casefold()
-        if self.language is not None:
-            given["language"] = self.language
-        if self.since is not None:
-            given["since"] = self.since
-        if self.until is not None:  # "2026-08-31" takes in "2026-08-31T18:00:00Z"
-            given["until"], given["until_length"] = self.until, len(self.until)
-        if self.status is not None:
-            given["status"] = str(self.status)
-        if self.entity is not None:
-            needle = self.entity.strip().casefold()
-            escaped = _like_escape(needle)
-            given |= {"entity": needle, "entity_first": f"{escaped} %",
-                      "entity_last": f"% {escaped}"}  # fmt: skip
-        if self.batch_id is not None:
-            given["batch_id"] = self.batch_id
-        return given
+def params(filters: Filters) -> dict[str, Any]:
+    """The bound values of the filters given, by parameter name (see _filtered)."""
+    given: dict[str, Any] = {}
+    if filters.batch_id is not None:
+        given["batch_id"] = filters.batch_id
+    if filters.external_id is not None:
+        given["external_id"] = filters.external_id
+    if filters.agency is not None:
+        given["agency"] = filters.agency.casefold()
+    if filters.language is not None:
+        given["language"] = filters.language
+    if filters.since is not None:
+        given["since"] = filters.since
+    if filters.until is not None:  # "2026-08-31" takes in "2026-08-31T18:00:00Z"
+        given["until"], given["until_length"] = filters.until, len(filters.until)
+    if filters.status is not None:
+        given["status"] = str(filters.status)
+    if filters.entity is not None:
+        needle = filters.entity.strip().casefold()
+        escaped = _like_escape(needle)
+        given |= {"entity": needle, "entity_first": f"{escaped} %",
+                  "entity_last": f"% {escaped}"}  # fmt: skip
+    return given
 
 
-def _filtered(query: Any, given: Collection[str], published: Any) -> Any:
-    """`query` (over articles) narrowed by every filter in `given` (the names of
-    Filters.params) but the batch, as bound parameters: one statement serves any values."""
+PUBLISHED = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
+
+
+def _filtered(query: Any, given: Collection[str]) -> Any:
+    """`query` (over submissions joined to their content) narrowed by every filter in
+    `given` (the names of `params`), as bound parameters: one statement serves any values."""
+    if "batch_id" in given:
+        query = query.where(col(BatchArticle.batch_id) == bindparam("batch_id"))
+    if "external_id" in given:
+        query = query.where(col(BatchArticle.external_id) == bindparam("external_id"))
     if "agency" in given:
         query = query.where(func.lower(col(Article.agency)) == bindparam("agency"))
     if "language" in given:
         query = query.where(col(Article.language) == bindparam("language"))
     if "since" in given:
-        query = query.where(published >= bindparam("since"))
+        query = query.where(bindparam("since") <= PUBLISHED)
     if "until" in given:
         query = query.where(
-            func.substr(published, 1, bindparam("until_length")) <= bindparam("until")
+            func.substr(PUBLISHED, 1, bindparam("until_length")) <= bindparam("until")
         )
     if "status" in given:
         sub = article_status()
@@ -236,73 +235,37 @@ def _filtered(query: Any, given: Collection[str], published: Any) -> Any:
     return query
 
 
-def article_ids(
-    session: Session,
-    filters: Filters = Filters(),
-    *,
-    after: int = 0,
-    limit: int | None = None,
-) -> list[int]:
-    """Ids matching the filters, ascending, after `after` (keyset paging)."""
-    query = select(col(Article.id)).where(col(Article.id) > after).order_by(col(Article.id))
-    published = func.coalesce(col(Article.published), col(Article.guessed_published))
-    params = filters.params()
-    query = _filtered(query, params, published)
-    if filters.batch_id is not None:
-        query = query.where(col(Article.id).in_(batch_members(filters.batch_id)))
-    return list(session.execute(query.limit(limit), params).scalars())
-
-
 def submissions(
-    session: Session,
-    filters: Filters,
-    *,
-    after: int = 0,
-    limit: int | None = None,
+    session: Session, filters: Filters, *, after: int = 0, limit: int | None = None
 ) -> list[BatchArticle]:
-    """A batch's submissions matching the filters, by submission id, after `after`."""
-    assert filters.batch_id is not None
-    published = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
+    """Submissions matching the filters, by id, after `after` (keyset paging)."""
     query = (
         select(BatchArticle)
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
-        .where(col(BatchArticle.batch_id) == filters.batch_id, col(BatchArticle.id) > after)
+        .where(col(BatchArticle.id) > after)
         .order_by(col(BatchArticle.id))
     )
-    params = filters.params()
-    query = _filtered(query, params, published)
-    return list(session.execute(query.limit(limit), params).scalars())
+    given = params(filters)
+    query = _filtered(query, given)
+    return list(session.execute(query.limit(limit), given).scalars())
 
 
 @cache
-def _listing(batched: bool, given: frozenset[str]) -> Any:
+def _listing(given: frozenset[str]) -> Any:
     """The statement of a listing page, for filters of these names, built once: the
-    values are bound at each execution (`after`, `limit` and Filters.params)."""
-    published = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
-    columns: tuple[Any, ...] = (
-        col(Article.id), col(BatchArticle.batch_id), col(BatchArticle.title).label("given"),
-        col(Article.title), col(Article.given_title), col(Article.agency),
-        col(Article.language), published.label("published"),
+    values are bound at each execution (`after`, `limit` and `params`)."""
+    query: Any = (
+        select_columns(
+            col(BatchArticle.id), col(BatchArticle.article_id), col(BatchArticle.batch_id),
+            col(BatchArticle.external_id), col(BatchArticle.url), col(BatchArticle.origin),
+            col(BatchArticle.source), col(BatchArticle.title).label("given"), col(Article.title),
+            col(Article.given_title), col(Article.agency), col(Article.language),
+            PUBLISHED.label("published"),
+        )
+        .join(Article, col(Article.id) == col(BatchArticle.article_id))
+        .where(col(BatchArticle.id) > bindparam("after"))
     )  # fmt: skip
-    if batched:
-        key = col(BatchArticle.id)
-        query = (
-            select_columns(key.label("key"), *columns)
-            .join(Article, col(Article.id) == col(BatchArticle.article_id))
-            .where(col(BatchArticle.batch_id) == bindparam("batch_id"))
-        )
-    else:  # each article with its first submission
-        key = col(Article.id)
-        first = aliased(BatchArticle)
-        first_id = select(func.min(first.id)).where(first.article_id == Article.id)
-        query = (
-            select_columns(key.label("key"), *columns)
-            .select_from(Article)
-            .join(BatchArticle, col(BatchArticle.id) == first_id.scalar_subquery())
-        )
-        published = func.coalesce(col(Article.published), col(Article.guessed_published))
-    query = _filtered(query, given, published)
-    query = query.where(key > bindparam("after")).order_by(key)
+    query = _filtered(query, given).order_by(col(BatchArticle.id))
     return query.limit(bindparam("limit")).offset(bindparam("offset"))
 
 
@@ -320,16 +283,15 @@ def rows(
     session: Session, filters: Filters, *, after: int = 0, limit: int = 50, offset: int = 0
 ) -> tuple[list[ArticleRow], int | None]:
     """A page of listing rows and the cursor of the next page (None on the last). Keyset
-    paged on submission ids within a batch, else on article ids (with the article's first
-    submission), so rows added meanwhile never shift a page; `offset` skips rows after the
-    cursor (the CLI's page numbers). Four prepared statements, none reading article text,
-    mentions or summaries: this is what GET /articles and `results list` serve."""
-    params = filters.params()
-    query = _listing(filters.batch_id is not None, frozenset(params))
+    paged on submission ids, so rows added meanwhile never shift a page; `offset` skips
+    rows after the cursor (the CLI's page numbers). Four prepared statements, none reading
+    article text, mentions or summaries: this is what GET /articles and `results list`
+    serve."""
+    given = params(filters)
     bounds = {"after": after, "limit": limit + 1, "offset": offset}
-    found = session.execute(query, {**params, **bounds}).all()
+    found = session.execute(_listing(frozenset(given)), {**given, **bounds}).all()
     more, found = len(found) > limit, found[:limit]
-    ids = sorted({r.id for r in found})
+    ids = sorted({r.article_id for r in found})
     statuses = statuses_of(session, ids)
     names: dict[int, list[str]] = defaultdict(list)
     for article_id, name in session.execute(_TOP_NAMES, {"ids": ids}):
@@ -340,18 +302,23 @@ def rows(
     listed = [
         ArticleRow(
             id=r.id,
+            content_id=r.article_id,
             batch_id=r.batch_id,
-            status=Status(statuses[r.id]),
+            external_id=r.external_id,
+            url=r.url,
+            source=r.origin,
+            submitted_from=r.source,
+            status=Status(statuses[r.article_id]),
             title=r.given or (r.title if r.title != r.given_title else None),
             agency=r.agency,
             language=r.language,
             published=r.published,
-            entities=names[r.id],
-            errors=errors[r.id],
+            entities=names[r.article_id],
+            errors=errors[r.article_id],
         )
         for r in found
     ]
-    return listed, found[-1].key if more else None
+    return listed, found[-1].id if more else None
 
 
 def _like_escape(text: str) -> str:
@@ -360,7 +327,7 @@ def _like_escape(text: str) -> str:
 
 def entity_articles() -> Any:
     """Ids of articles with an entity called `:entity` (canonical name, a word-aligned part
-    of it, or any mention's text), case-insensitive; see Filters.params."""
+    of it, or any mention's text), case-insensitive; see `params`."""
     by_name = select(col(Entity.article_id)).where(
         or_(
             col(Entity.name_lower) == bindparam("entity"),
@@ -374,44 +341,50 @@ def entity_articles() -> Any:
     return by_name.union(by_mention)
 
 
-def iter_records(session: Session, filters: Filters = Filters()) -> Iterator[ArticleRecord]:
+def iter_records(session: Session, filters: Filters = NO_FILTERS) -> Iterator[ArticleRecord]:
     """Every matching record, a page at a time: constant memory whatever the table size."""
     after = 0
-    if filters.batch_id is not None:
-        while members := submissions(session, filters, after=after, limit=PAGE):
-            yield from submission_records(session, members)
-            after = members[-1].id or 0
-            session.expunge_all()
-        return
-    while ids := article_ids(session, filters, after=after, limit=PAGE):
-        yield from records(session, ids)
+    while members := submissions(session, filters, after=after, limit=PAGE):
+        yield from submission_records(session, members)
+        after = members[-1].id or 0
         session.expunge_all()
-        after = ids[-1]
 
 
 def top_entities(
     session: Session, *, batch_id: int | None = None, label: str | None = None, top: int = 20
 ) -> list[EntityCount]:
-    """Entities across articles: in how many articles, how many mentions, mean salience."""
-    query = select_columns(
-        col(Entity.name),
-        col(Entity.label),
-        func.count(func.distinct(col(Entity.article_id))).label("articles"),
-        func.sum(col(Entity.count)).label("mentions"),
-        func.avg(col(Entity.salience)).label("salience"),
-    ).group_by(col(Entity.name), col(Entity.label))
+    """Entities across records: `articles` counts the submissions that name one (its
+    coverage: three sites running one wire story count three), `contents` the distinct
+    texts; mentions and salience are those of the contents."""
+    copies: Any = select_columns(
+        col(BatchArticle.article_id).label("article_id"), func.count().label("n")
+    ).group_by(col(BatchArticle.article_id))
     if batch_id is not None:
-        query = query.where(col(Entity.article_id).in_(batch_members(batch_id)))
+        copies = copies.where(col(BatchArticle.batch_id) == batch_id)
+    shared = copies.subquery()
+    articles = func.sum(shared.c.n)
+    mentions = func.sum(col(Entity.count))
+    query = (
+        select_columns(
+            col(Entity.name),
+            col(Entity.label),
+            articles.label("articles"),
+            func.count(func.distinct(col(Entity.article_id))).label("contents"),
+            mentions.label("mentions"),
+            func.avg(col(Entity.salience)).label("salience"),
+        )
+        .join(shared, shared.c.article_id == col(Entity.article_id))
+        .group_by(col(Entity.name), col(Entity.label))
+    )
     if label is not None:
         query = query.where(col(Entity.label) == label.upper())
-    query = query.order_by(
-        func.count(func.distinct(col(Entity.article_id))).desc(), func.sum(col(Entity.count)).desc()
-    ).limit(top)
+    query = query.order_by(articles.desc(), mentions.desc(), col(Entity.name)).limit(top)
     return [
         EntityCount(
             name=r.name,
             label=r.label,
-            articles=r.articles,
+            articles=int(r.articles),
+            contents=r.contents,
             mentions=int(r.mentions),
             salience=round(float(r.salience), 4),
         )
@@ -421,6 +394,8 @@ def top_entities(
 
 CSV_FIELDS = (
     "id",
+    "content_id",
+    "content_submissions",
     "external_id",
     "batch_id",
     "status",
@@ -431,6 +406,7 @@ CSV_FIELDS = (
     "language",
     "published",
     "url",
+    "source",
     "word_count",
     "entities",
     "keyphrases",
@@ -460,7 +436,7 @@ def export(
     out: IO[str],
     *,
     fmt: str = "jsonl",
-    filters: Filters = Filters(),
+    filters: Filters = NO_FILTERS,
 ) -> int:
     """Stream records to `out` as JSONL or CSV; returns how many were written."""
     count = 0

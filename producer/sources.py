@@ -1,6 +1,6 @@
 """Readers for every input format -> validated article records, or a rejection with a reason.
 
-A bad record never stops the batch: each reader yields a `Rejected` (source, line, reason
+A bad record never stops the batch: each reader yields a `Rejection` (source, line, reason
 a person can act on) in its place and goes on with the next one.
 """
 
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+
+from newsflow.record import Rejection
 
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -34,19 +36,6 @@ class Record:
     url: str | None = None
     published: str | None = None
     origin: str | None = None  # the record's own "source" field (a site or feed name)
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A record that could not be accepted, and why."""
-
-    source: str
-    line: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.source}:{self.line}" if self.line is not None else self.source
-        return f"{where}: {self.reason}"
 
 
 class InputRecord(BaseModel):
@@ -104,29 +93,29 @@ def _validation_reason(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Record | Rejected:
+def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Record | Rejection:
     """Validate one JSON object / dict into a Record."""
     if not isinstance(data, dict):
-        return Rejected(source, line, f"expected a JSON object, got {type(data).__name__}")
+        return Rejection.at(source, line, f"expected a JSON object, got {type(data).__name__}")
     try:
         item = InputRecord.model_validate(data)
     except ValidationError as exc:
-        return Rejected(source, line, _validation_reason(exc))
+        return Rejection.at(source, line, _validation_reason(exc))
     if field := _surrogate_field(item):
-        return Rejected(
+        return Rejection.at(
             source,
             line,
             f"field {field!r} holds an unpaired surrogate escape (like \\ud800): not text; "
             "fix the encoder that wrote it",
         )
     if item.text is None and item.html is None:
-        return Rejected(source, line, "missing 'text' or 'html': one of them is required")
+        return Rejection.at(source, line, "missing 'text' or 'html': one of them is required")
     if item.text is not None and item.html is not None:
-        return Rejected(source, line, "both 'text' and 'html' given: send one of them")
+        return Rejection.at(source, line, "both 'text' and 'html' given: send one of them")
     kind, content = ("html", item.html) if item.html is not None else ("text", item.text)
     assert content is not None
     if problem := _content_problem(content, limit):
-        return Rejected(source, line, problem)
+        return Rejection.at(source, line, problem)
     where = f"{source}:{line}" if line is not None else source
     return Record(
         kind=kind,
@@ -142,11 +131,11 @@ def from_mapping(data: Any, *, source: str, line: int | None, limit: int) -> Rec
 
 def read_jsonl_lines(
     lines: Iterable[bytes | None], *, source: str, limit: int
-) -> Iterator[Record | Rejected]:
+) -> Iterator[Record | Rejection]:
     """Records of JSONL lines; a None line is one `bounded_lines` found too long."""
     for number, raw in enumerate(lines, start=1):
         if raw is None:
-            yield Rejected(
+            yield Rejection.at(
                 source, number, f"line is over the size limit of {line_limit(limit):,} bytes"
             )
             continue
@@ -155,7 +144,7 @@ def read_jsonl_lines(
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield Rejected(
+            yield Rejection.at(
                 source,
                 number,
                 f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
@@ -164,13 +153,13 @@ def read_jsonl_lines(
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield Rejected(source, number, f"malformed JSON: {exc.msg} at column {exc.colno}")
+            yield Rejection.at(source, number, f"malformed JSON: {exc.msg} at column {exc.colno}")
             continue
         except RecursionError:
-            yield Rejected(source, number, "JSON nested too deeply to read")
+            yield Rejection.at(source, number, "JSON nested too deeply to read")
             continue
         except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-            yield Rejected(source, number, f"unreadable JSON: {exc}")
+            yield Rejection.at(source, number, f"unreadable JSON: {exc}")
             continue
         yield from_mapping(data, source=source, line=number, limit=limit)
 
@@ -212,7 +201,7 @@ def _decode(raw: bytes, kind: str) -> str:
         ) from exc
 
 
-def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
+def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejection]:
     """One .txt/.html article, or the records of a .jsonl file."""
     source = str(path)
     suffix = path.suffix.lower()
@@ -223,7 +212,7 @@ def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
         return
     kind = TEXT_SUFFIXES.get(suffix)
     if kind is None:
-        yield Rejected(
+        yield Rejection.at(
             source,
             None,
             f"unsupported file type {suffix or '(none)'!r}; expected .jsonl, .txt or .html",
@@ -231,7 +220,7 @@ def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
         return
     size = path.stat().st_size
     if size > limit:
-        yield Rejected(
+        yield Rejection.at(
             source,
             None,
             f"file is {size:,} bytes, over the limit of {limit:,} bytes "
@@ -241,10 +230,10 @@ def read_file(path: Path, *, limit: int) -> Iterator[Record | Rejected]:
     try:
         content = _decode(path.read_bytes(), kind)
     except ValueError as exc:
-        yield Rejected(source, None, str(exc))
+        yield Rejection.at(source, None, str(exc))
         return
     if problem := _content_problem(content, limit):
-        yield Rejected(source, None, problem)
+        yield Rejection.at(source, None, problem)
         return
     yield Record(kind=kind, content=content, source=source, external_id=path.name)
 
@@ -263,14 +252,14 @@ def _not_regular(path: Path) -> str:
     return "not a regular file"
 
 
-def _folder(folder: Path) -> Iterator[Path | Rejected]:
+def _folder(folder: Path) -> Iterator[Path | Rejection]:
     """Every file under `folder`, sorted, and a rejection for each entry that is not one."""
     for root, dirs, names in os.walk(folder):
         here = Path(root)
         dirs.sort()
         for name in sorted(dirs):
             if (here / name).is_symlink():
-                yield Rejected(str(here / name), None, _not_regular(here / name))
+                yield Rejection.at(str(here / name), None, _not_regular(here / name))
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in sorted(names):
             path = here / name
@@ -279,10 +268,10 @@ def _folder(folder: Path) -> Iterator[Path | Rejected]:
             if path.is_file():
                 yield path
             else:
-                yield Rejected(str(path), None, _not_regular(path))
+                yield Rejection.at(str(path), None, _not_regular(path))
 
 
-def read_path(path: str | Path, *, limit: int) -> Iterator[Record | Rejected]:
+def read_path(path: str | Path, *, limit: int) -> Iterator[Record | Rejection]:
     """A file, a folder (every article file in it, sorted), or '-' for stdin."""
     if str(path) == "-":
         yield from read_stdin(limit=limit)
@@ -290,19 +279,19 @@ def read_path(path: str | Path, *, limit: int) -> Iterator[Record | Rejected]:
     path = Path(path)
     if path.is_dir():
         for entry in _folder(path):
-            if isinstance(entry, Rejected):
+            if isinstance(entry, Rejection):
                 yield entry
             else:
                 yield from read_file(entry, limit=limit)
     elif path.is_file():
         yield from read_file(path, limit=limit)
     elif path.exists() or path.is_symlink():
-        yield Rejected(str(path), None, _not_regular(path))
+        yield Rejection.at(str(path), None, _not_regular(path))
     else:
-        yield Rejected(str(path), None, "no such file or folder")
+        yield Rejection.at(str(path), None, "no such file or folder")
 
 
-def read_stdin(*, limit: int, stream: BinaryIO | None = None) -> Iterator[Record | Rejected]:
+def read_stdin(*, limit: int, stream: BinaryIO | None = None) -> Iterator[Record | Rejection]:
     """JSONL when the input starts with '{', else one plain-text article; read as a
     stream, so memory stays bounded whatever comes in."""
     stream = stream or sys.stdin.buffer
@@ -313,7 +302,7 @@ def read_stdin(*, limit: int, stream: BinaryIO | None = None) -> Iterator[Record
         return
     data = stream.read(limit + 1)
     if len(data) > limit:
-        yield Rejected(
+        yield Rejection.at(
             "<stdin>",
             None,
             f"plain text on stdin is over the limit of {limit:,} bytes "
@@ -323,24 +312,24 @@ def read_stdin(*, limit: int, stream: BinaryIO | None = None) -> Iterator[Record
     try:
         content = _decode(data, "text")
     except ValueError as exc:
-        yield Rejected("<stdin>", None, str(exc))
+        yield Rejection.at("<stdin>", None, str(exc))
         return
     if problem := _content_problem(content, limit):
-        yield Rejected("<stdin>", None, problem)
+        yield Rejection.at("<stdin>", None, problem)
     else:
         yield Record(kind="text", content=content, source="<stdin>")
 
 
-def read_inputs(items: Iterable[Any], *, limit: int) -> Iterator[Record | Rejected]:
+def read_inputs(items: Iterable[Any], *, limit: int) -> Iterator[Record | Rejection]:
     """Paths, dicts or already read records, as the Python API accepts them, in one stream."""
     for index, item in enumerate(items, start=1):
-        if isinstance(item, (Record, Rejected)):
+        if isinstance(item, (Record, Rejection)):
             yield item
         elif isinstance(item, dict):
             yield from_mapping(item, source="<records>", line=index, limit=limit)
         elif isinstance(item, (str, Path)):
             yield from read_path(item, limit=limit)
         else:
-            yield Rejected(
+            yield Rejection.at(
                 "<records>", index, f"expected a dict or a path, got {type(item).__name__}"
             )

@@ -27,37 +27,32 @@ from newsflow.contract import Stage
 from newsflow.db import error_reason, insert, session_scope
 from newsflow.errors import NewsflowError, ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, table_of, utcnow
+from newsflow.record import Rejection, Submitted
 from producer.broker import check_broker, live_ids, sender_of
-from producer.sources import Record, Rejected
+from producer.sources import Record
 
 log = logging.getLogger(__name__)
 SLAB = 500  # records per transaction: short enough that workers writing meanwhile go on
 
 
 @dataclass
-class SubmitResult:
-    """What `submit --json` prints."""
+class Tally:
+    """What a submit has done so far; `result()` is what it answers (record.Submitted)."""
 
     batch_id: int
     submitted: int = 0
     duplicates: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     queued: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "submitted": self.submitted,
-            "duplicates": self.duplicates,
-            "queued": self.queued,
-            "rejected": [
-                {"source": r.source, "line": r.line, "reason": r.reason} for r in self.rejected
-            ],
-        }
-
-    @property
-    def id(self) -> int:
-        return self.batch_id
+    def result(self) -> Submitted:
+        return Submitted(
+            batch_id=self.batch_id,
+            submitted=self.submitted,
+            duplicates=self.duplicates,
+            queued=self.queued,
+            rejected=self.rejected,
+        )
 
 
 class SubmitInterrupted(ServiceUnavailable):
@@ -105,13 +100,9 @@ def store_slab(session: Session, batch_id: int, records: list[Record]) -> tuple[
         {
             "content_hash": digest,
             "batch_id": batch_id,
-            "external_id": r.external_id,
-            "source": r.origin or r.source,
             "kind": r.kind,
             "raw": r.content,
             "given_title": r.title,
-            "url": r.url,
-            "published": r.published,
         }
         for digest, r in by_hash.items()
     ]
@@ -144,7 +135,7 @@ def store_slab(session: Session, batch_id: int, records: list[Record]) -> tuple[
 
 
 def _accepted(
-    settings: Settings, items: Iterable[Record | Rejected], result: SubmitResult
+    settings: Settings, items: Iterable[Record | Rejection], result: Tally
 ) -> Iterator[Record]:
     """The records to store; rejections (and records over the limit) go to `result`."""
     over_limit = (
@@ -153,10 +144,10 @@ def _accepted(
     )
     accepted = 0
     for item in items:
-        if isinstance(item, Rejected):
+        if isinstance(item, Rejection):
             result.rejected.append(item)
         elif accepted >= settings.max_records:
-            result.rejected.append(Rejected(item.source, None, over_limit))
+            result.rejected.append(Rejection.at(item.source, None, over_limit))
         else:
             accepted += 1
             yield item
@@ -164,15 +155,15 @@ def _accepted(
 
 def store_batch(
     settings: Settings,
-    items: Iterable[Record | Rejected],
+    items: Iterable[Record | Rejection],
     *,
     name: str | None,
     send: delivery.Send | None = None,
-) -> tuple[SubmitResult, list[int]]:
+) -> tuple[Tally, list[int]]:
     """Store the batch a slab at a time, sending each slab's new work when `send` is given;
-    returns the result and the ids of the batch's articles."""
+    returns what it did and the ids of the batch's contents."""
     batch_id = _new_batch(settings, name)
-    result = SubmitResult(batch_id=batch_id)
+    result = Tally(batch_id=batch_id)
     url = settings.database_url
     all_ids: list[int] = []
     try:
@@ -192,7 +183,7 @@ def store_batch(
     return result, all_ids
 
 
-def _interrupted(result: SubmitResult, reason: str) -> str:
+def _interrupted(result: Tally, reason: str) -> str:
     b = result.batch_id
     return (
         f"batch {b} is partly submitted: {result.submitted:,} records stored "
@@ -204,7 +195,7 @@ def _interrupted(result: SubmitResult, reason: str) -> str:
     )
 
 
-def _record_counts(settings: Settings, result: SubmitResult) -> None:
+def _record_counts(settings: Settings, result: Tally) -> None:
     try:
         with session_scope(settings.database_url) as session:
             session.execute(
@@ -248,11 +239,11 @@ def requeue(
 
 def submit(
     settings: Settings,
-    items: Iterable[Record | Rejected],
+    items: Iterable[Record | Rejection],
     *,
     name: str | None = None,
     resume_unfinished: bool = False,
-) -> SubmitResult:
+) -> Submitted:
     """Store and enqueue a batch. `resume_unfinished` also sends every unfinished article
     of it (right when the broker is new, as in `newsflow run`: it holds no messages)."""
     check_broker(settings)
@@ -272,4 +263,4 @@ def submit(
         len(result.rejected),
         result.queued,
     )
-    return result
+    return result.result()

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsflow.contract import ARTICLE_STATUSES, FAILED
-from newsflow.record import ArticleRecord, ArticleRow, EntityCount
+from newsflow.record import ArticleRecord, ArticleRow, EntityCount, ServiceStatus
 from producer.terminal import shown
 
 
@@ -37,53 +37,53 @@ def results_table(records: list[ArticleRecord]) -> Table:
     return table
 
 
-def status_view(report: dict[str, Any]) -> Table:
+def status_view(report: ServiceStatus) -> Table:
     """`status`: queues, workers, batches with progress, latest failures."""
     grid = Table.grid(padding=(0, 1))
     queues = Table(title="queues")
     for column in ("queue", "ready", "unacked"):
         queues.add_column(column)
-    for name, depth in report["queues"].items():
-        queues.add_row(name, str(depth["ready"]), str(depth["unacked"]))
-    if report["broker"]["error"]:
-        grid.add_row(f"[red]{shown(report['broker']['error'])}")
+    for name, depth in report.queues.items():
+        queues.add_row(name, str(depth.ready), str(depth.unacked))
+    if report.broker.error:
+        grid.add_row(f"[red]{shown(report.broker.error)}")
     else:
         grid.add_row(queues)
         workers = (
             ", ".join(
-                f"{w['name']} ({w['concurrency']} proc, {w['active']} active, "
-                f"up {w['uptime_s']} s, answered {w['last_seen'][11:19]} UTC)"
-                for w in report["workers"]
+                f"{w.name} ({w.concurrency} proc, {w.active} active, "
+                f"up {w.uptime_s} s, answered {w.last_seen[11:19]} UTC)"
+                for w in report.workers
             )
             or "none answered"
         )
         grid.add_row(f"workers: {shown(workers)}")
-    if report["languages"]:
-        spoken = ", ".join(f"{code} {n}" for code, n in report["languages"].items())
+    if report.languages:
+        spoken = ", ".join(f"{code} {n}" for code, n in report.languages.items())
         grid.add_row(f"languages: {shown(spoken)}")
     batches = Table(title="batches")
     for column in ("id", "name", "total", *ARTICLE_STATUSES, "progress", "per min 1m/5m", "ETA"):
         batches.add_column(column)
-    for b in report["batches"]:
-        share = (b["done"] + b["failed"]) / b["total"] if b["total"] else 1.0
+    for b in report.batches:
+        share = (b.done + b.failed) / b.total if b.total else 1.0
         bar = "█" * int(share * 20) + "·" * (20 - int(share * 20))
-        eta = f"{b['eta_seconds'] // 60}m{b['eta_seconds'] % 60:02d}s" if b["eta_seconds"] else ""
+        eta = f"{b.eta_seconds // 60}m{b.eta_seconds % 60:02d}s" if b.eta_seconds else ""
         batches.add_row(
-            str(b["id"]),
-            shown(b["name"] or ""),
-            str(b["total"]),
-            *(str(b[s]) for s in ARTICLE_STATUSES),
+            str(b.id),
+            shown(b.name or ""),
+            str(b.total),
+            *(str(getattr(b, s)) for s in ARTICLE_STATUSES),
             f"{bar} {share:.0%}",
-            f"{b['per_minute_1m']:.0f}/{b['per_minute_5m']:.0f}",
+            f"{b.per_minute_1m or 0:.0f}/{b.per_minute_5m or 0:.0f}",
             eta,
         )
     grid.add_row(batches)
-    if report["failures"]:
+    if report.failures:
         failures = Table(title="latest failures")
         for column in ("article", "stage", "reason"):
             failures.add_column(column)
-        for f in report["failures"]:
-            failures.add_row(str(f["article_id"]), f["stage"], shown(f["error"] or ""))
+        for f in report.failures:
+            failures.add_row(str(f.record_id), f.stage, shown(f.error or ""))
         grid.add_row(failures)
     return grid
 
@@ -93,6 +93,10 @@ def article_view(record: ArticleRecord) -> Group:
     lines: list[Any] = []  # markup lines (article text escaped by shown) and tables
     title = shown(record.title or "(untitled)")
     lines.append(f"[bold]{title}[/]  #{record.id} {record.status}")
+    if record.content_submissions > 1:
+        lines.append(
+            f"content {record.content_id}, shared by {record.content_submissions} submissions"
+        )
     for key in ("external_id", "agency", "byline", "language", "published", "url", "source"):
         if value := getattr(record, key):
             lines.append(f"{key}: {shown(value)}")
@@ -119,12 +123,13 @@ def article_view(record: ArticleRecord) -> Group:
 def listing_table(rows: list[ArticleRow]) -> Table:
     """`results list`: a row per article of the page."""
     table = Table()
-    for column in ("id", "batch", "status", "title", "agency", "entities"):
+    for column in ("id", "batch", "your id", "status", "title", "agency", "entities"):
         table.add_column(column)
     for r in rows:
         table.add_row(
             str(r.id),
             str(r.batch_id),
+            shown(r.external_id or ""),
             r.status,
             shown((r.title or "")[:60]),
             shown(r.agency or ""),
@@ -136,8 +141,11 @@ def listing_table(rows: list[ArticleRow]) -> Table:
 def entities_table(rows: list[EntityCount]) -> Table:
     """`results entities`: the top entities across articles."""
     table = Table()
-    for column in ("name", "label", "articles", "mentions", "salience"):
+    for column in ("name", "label", "articles", "contents", "mentions", "salience"):
         table.add_column(column)
     for r in rows:
-        table.add_row(shown(r.name), r.label, str(r.articles), str(r.mentions), f"{r.salience:.3f}")
+        table.add_row(
+            shown(r.name), r.label, str(r.articles), str(r.contents), str(r.mentions),
+            f"{r.salience:.3f}",
+        )  # fmt: skip
     return table

@@ -23,6 +23,7 @@ import redis
 from newsflow import config, db
 from newsflow.config import Settings
 from newsflow.contract import QUEUES
+from newsflow.record import BatchProgress
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
 from producer.local import worker_command
@@ -171,7 +172,7 @@ class Stack:
         self.workers.clear()
         self.worker = None
 
-    def wait(self, batch_id: int, timeout: float = 180) -> dict[str, object]:
+    def wait(self, batch_id: int, timeout: float = 180) -> BatchProgress:
         def alive() -> bool:
             return self.worker is not None and self.worker.poll() is None
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from newsflow.record import ArticleRecord
+from newsflow.record import ArticleRecord, Filters
 from tests.conftest import TOKEN, Server, Stack, serving
 from tests.test_bad_input import BAD_WIRES, FRENCH, MIXED, MIXED_REJECTED, SCRIPTS_ONLY, STORY
 
@@ -132,6 +132,40 @@ def test_submit_follow_the_events_and_read_the_records(api: Server, stack: Stack
     assert "ArticleRecord" in schema["components"]["schemas"]
 
 
+def test_records_are_submissions_found_by_the_submitters_id(api: Server) -> None:
+    from tests.test_records import SITES
+
+    ids = []
+    for sites in (SITES[:1], [*SITES[1:], {"id": "bad"}]):
+        sent = httpx.post(f"{api.url}/batches", content=ndjson(sites), headers=NDJSON)
+        assert sent.status_code == 201, sent.text
+        ids.append(sent.json()["batch_id"])
+        follow(api, ids[-1])
+    rejected = sent.json()["rejected"]
+    assert [(r["source"], r["line"]) for r in rejected] == [("<request>", 3)]
+
+    found = httpx.get(f"{api.url}/articles", params={"external_id": "siteC-3"}).json()
+    (row,) = found["items"]
+    assert (row["url"], row["source"], row["batch_id"]) == (SITES[2]["url"], "site C", ids[1])
+    assert row["submitted_from"] == "<request>:2"
+    record = httpx.get(f"{api.url}/articles/{row['id']}").json()
+    assert (record["id"], record["external_id"], record["content_submissions"]) == (
+        row["id"], "siteC-3", 3,
+    )  # fmt: skip
+    copies = [
+        httpx.get(f"{api.url}/articles", params={"external_id": s["id"]}).json()["items"][0]
+        for s in SITES
+    ]
+    assert len({c["id"] for c in copies}) == 3 and len({c["content_id"] for c in copies}) == 1
+    listed = httpx.get(f"{api.url}/articles", params={"batch": ids[1]}).json()["items"]
+    assert [r["external_id"] for r in listed] == ["siteB-9", "siteC-3"]
+    entities = httpx.get(f"{api.url}/entities", params={"batch": ids[1], "top": 50}).json()
+    kestrel = next(e for e in entities if e["name"] == "Kestrel Shipping")
+    assert (kestrel["articles"], kestrel["contents"]) == (2, 1)
+    assert_problem(httpx.get(f"{api.url}/entities", params={"batch": 987654}), 404, "no batch")
+    assert_problem(httpx.get(f"{api.url}/articles", params={"batch_id": 1}), 422, "batch_id")
+
+
 def test_writes_need_the_token_and_reads_do_not(api: Server) -> None:
     body = ndjson(WIRES[:1])
     bare = httpx.post(f"{api.url}/batches", content=body,
@@ -197,7 +231,7 @@ def test_every_bad_input_gets_a_reason_and_the_rest_goes_on(api: Server, stack: 
     assert follow(api, batch_id)[-1][0] == "finished"
     outcomes = {
         r.external_id: r
-        for r in stack.client.results(batch_id=batch_id)
+        for r in stack.client.results(Filters(batch_id=batch_id))
         if r.external_id in {"good", "scripts", "french"}
     }
     assert outcomes["good"].status == "done"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from newsflow.record import Filters
 from producer.embedded import EmbeddedRedis
 from tests.conftest import Stack, fresh_database, make_stack
 
@@ -138,7 +139,9 @@ def test_every_bad_record_is_reported_and_every_good_one_processed(
 
     # Accepted: good.txt, scripts.html, french.txt, m1, m5 (unknown field ignored), 10,000 wires.
     assert report["submitted"] == 5 + GOOD_LINES and report["duplicates"] == 0
-    outcomes = {r.external_id: r for r in stack.client.results(batch_id=report["batch_id"])}
+    outcomes = {
+        r.external_id: r for r in stack.client.results(Filters(batch_id=report["batch_id"]))
+    }
     failed = {key: r for key, r in outcomes.items() if r.status != "done"}
     assert set(failed) == {"scripts.html"}  # a language is no reason to fail (see #14)
     assert "no article text found in the HTML" in failed["scripts.html"].stages["clean"].error

@@ -28,6 +28,7 @@ from newsflow.db import session_scope
 from newsflow.delivery import chunked
 from newsflow.errors import ServiceUnavailable
 from newsflow.models import Batch, Entity, Keyphrase, Mention, StageRow, SummarySentence
+from newsflow.record import Filters
 from producer.embedded import EmbeddedRedis
 from producer.sources import from_mapping
 from producer.submit import store_batch
@@ -73,10 +74,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
         from_mapping(r, source="corpus", line=i, limit=10**6) for i, r in enumerate(corpus())
     )
     result, ids = store_batch(settings, records, name="reference")
-    for chunk in chunked(ids, 50):
-        cleaned = stages.run_clean(url, chunk).forward
-        stages.run_extract(url, cleaned)
-        stages.run_summarize(url, cleaned)
+    for chunk in chunked(ids, 50):  # the later stages take what clean queued them
+        stages.run_clean(settings, chunk)
+        stages.run_extract(settings, chunk)
+        stages.run_summarize(settings, chunk)
     return snapshot(url, result.batch_id), row_counts(url)
 
 
@@ -120,7 +121,7 @@ def pool_children(pid: int) -> list[int]:
 
 
 def done_count(stack: Stack, batch_id: int) -> int:
-    return int(stack.client.progress(batch_id)["done"])
+    return int(stack.client.progress(batch_id).done)
 
 
 def test_sigkill_of_pool_processes_mid_batch(fault_stack: Stack, reference: Any) -> None:
@@ -233,7 +234,7 @@ def test_pathological_articles_fail_alone(fault_stack: Stack) -> None:
                {"id": "nested", "html": nested}, *corpus(6)[3:]]  # fmt: skip
     batch = stack.client.submit(records)
     progress = stack.wait(batch.id, timeout=300)
-    results = {r.external_id: r for r in stack.client.results(batch_id=batch.id)}
+    results = {r.external_id: r for r in stack.client.results(Filters(batch_id=batch.id))}
     assert all(results[r["id"]].status == "done" for r in corpus(6))
     endless_stage = results["endless"].stages["extract"]
     assert results["endless"].status == "failed"
@@ -244,7 +245,7 @@ def test_pathological_articles_fail_alone(fault_stack: Stack) -> None:
     huge_stages = results["huge"].stages
     assert "over the 1,000,000 the extract stage takes" in huge_stages["extract"].error
     assert huge_stages["summarize"].status == "done"
-    assert progress["done"] + progress["failed"] == 9
+    assert progress.done + progress.failed == 9
     assert stack.worker is not None and stack.worker.poll() is None
 
 

@@ -29,6 +29,7 @@ from newsflow.contract import EXTRACT
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_LIVE, SKIP_RUNNING, SKIP_SENT
 from newsflow.models import Entity, Keyphrase, Mention, StageRow, SummarySentence, utcnow
+from newsflow.record import Filters
 from producer.broker import queue_depths, redis_client, sender
 from producer.client import Client
 from producer.embedded import EmbeddedRedis
@@ -111,7 +112,7 @@ CREATE TRIGGER nf_slow_once BEFORE INSERT ON mentions
 def test_concurrent_deliveries_of_one_chunk_store_one_copy(stack: Stack, task_ids: str) -> None:
     url = stack.settings.database_url
     stack.start_worker(concurrency=2)
-    client = Client(stack.settings, chunk_size=8)
+    client = Client(stack.settings.model_copy(update={"chunk_size": 8}))
     batch = client.submit(corpus(8))
     stack.wait(batch.id)
     before, ran = counts(url), runs(url, "extract")
@@ -139,7 +140,7 @@ def test_concurrent_deliveries_of_one_chunk_store_one_copy(stack: Stack, task_id
     time.sleep(1)
     assert counts(url) == before, "an output row is missing or doubled"
     assert [r for r in stage_rows(url) if r.error] == []
-    assert stack.client.progress(batch.id)["done"] == 8
+    assert stack.client.progress(batch.id).done == 8
     again = runs(url, "extract")
     extra = {i: again[i] - ran[i] for i in ids}
     if task_ids == "two messages":  # the second delivery saw the first one running
@@ -172,7 +173,7 @@ def test_racing_submits_of_one_file_enqueue_each_article_once(stack: Stack, tmp_
 def test_requeue_while_processing_sends_only_what_has_no_live_message(stack: Stack) -> None:
     url = stack.settings.database_url
     stack.start_worker(concurrency=2)
-    client = Client(stack.settings, chunk_size=32)
+    client = Client(stack.settings.model_copy(update={"chunk_size": 32}))
     batch = client.submit(corpus(192))
     time.sleep(1)
     found = client.requeue(batch_id=batch.id)
@@ -198,20 +199,20 @@ def test_a_resubmit_reports_per_submission_metadata(stack: Stack) -> None:
         ]
     )  # fmt: skip
     assert (second.submitted, second.duplicates, second.queued) == (2, 2, 0)
-    records = list(stack.client.results(batch_id=second.id))
+    records = list(stack.client.results(Filters(batch_id=second.id)))
     got = [(r.external_id, r.url, r.title, r.published, r.source) for r in records]
     assert got == [
         ("siteB-9", "https://b.example/9", "B", "2026-01-02", "site B"),
         ("siteC-3", "https://c.example/3", None, None, None),
     ]
     assert len({r.id for r in records}) == 1  # processed once, shared
-    (original,) = stack.client.results(batch_id=first.id)
+    (original,) = stack.client.results(Filters(batch_id=first.id))
     assert (original.external_id, original.title, original.url) == (
         "siteA-1",
         "A",
         "https://a.example/1",
     )
-    assert stack.client.progress(second.id)["total"] == 2
+    assert stack.client.progress(second.id).total == 2
 
 
 def test_the_submitters_published_date_wins_over_one_found_in_the_page(stack: Stack) -> None:
@@ -232,14 +233,14 @@ def test_the_submitters_published_date_wins_over_one_found_in_the_page(stack: St
         ]
     )
     stack.wait(batch.id)
-    by_id = {r.external_id: r for r in stack.client.results(batch_id=batch.id)}
+    by_id = {r.external_id: r for r in stack.client.results(Filters(batch_id=batch.id))}
     assert (by_id["given"].published, by_id["given"].published_from) == (
         "2026-02-01T09:00:00Z",
         "submitter",
     )
     assert by_id["guessed"].published.startswith("2015-05-12")
     assert by_id["guessed"].published_from == "article"
-    since = list(stack.client.results(batch_id=batch.id, since="2026-01-01"))
+    since = list(stack.client.results(Filters(batch_id=batch.id, since="2026-01-01")))
     assert [r.external_id for r in since] == ["given"]
 
 
@@ -307,7 +308,7 @@ def test_recovery_leaves_a_long_backlog_alone_and_resends_what_the_broker_lost(
     redis_client(stack.settings.broker()).flushdb()
     assert recover_once(stack.settings, record) == 40
     assert sorted(i for _, ids in sent for i in ids) == sorted(
-        r.id for r in stack.client.results(batch_id=batch.id)
+        r.id for r in stack.client.results(Filters(batch_id=batch.id))
     )
     assert {stage for stage, _ in sent} == {"clean"}
     assert recover_once(stack.settings, record) == 0  # sent once, however often it looks
@@ -364,7 +365,7 @@ def test_broker_lost_mid_submit_names_the_batch_and_a_resubmit_resumes(
         try:
             stack.start_worker(concurrency=2, **QUICK)  # the loop finds the lost 1,000
             progress = stack.wait(again.id, timeout=400)
-            assert progress["done"] == 1500
+            assert progress.done == 1500
         finally:
             stack.stop_worker()
         assert set(runs(url, "clean").values()) == {1}
@@ -378,10 +379,12 @@ def test_database_outage_longer_than_the_retry_budget_heals_itself(
         stack = make_stack(url, own_broker.url, tmp_path)
         try:
             stack.start_worker(concurrency=2, **QUICK)
-            client = Client(stack.settings, chunk_size=40)  # few messages: budgets run out
+            client = Client(
+                stack.settings.model_copy(update={"chunk_size": 40})
+            )  # few messages: budgets run out
             batch = client.submit(corpus(120))
             batch_id = batch.id
-            wait_for(lambda: stack.client.progress(batch_id)["done"] >= 10, timeout=180)  # noqa: B023
+            wait_for(lambda: stack.client.progress(batch_id).done >= 10, timeout=180)  # noqa: B023
             proxy.stop()
             db.get_engine(url).dispose()
             time.sleep(25)  # retries (2, at most 2 s apart) run out long before this
@@ -389,7 +392,7 @@ def test_database_outage_longer_than_the_retry_budget_heals_itself(
             assert "; retry 2 in" in stack.log.read_text()  # the budget ran out
             proxy.start()
             progress = stack.wait(batch_id, timeout=300)  # nobody runs requeue
-            assert progress["done"] == 120
+            assert progress.done == 120
         finally:
             stack.stop_worker()
             proxy.stop()
@@ -421,4 +424,4 @@ def test_an_article_is_done_when_the_stages_it_needs_are_done(database_url: str)
             session.add(StageRow(article_id=article_id, stage="translate", status="done"))
     with session_scope(database_url) as session:
         (progress,) = batch_progress(session, result.batch_id)
-    assert (progress["done"], progress["processing"]) == (1, 1)
+    assert (progress.done, progress.processing) == (1, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsflow.record import ArticleRecord
+from newsflow.record import ArticleRecord, Filters
 from tests.conftest import Stack
 from worker.keyphrases import extract_token_keyphrases
 from worker.nlp import get_sentencizer
@@ -130,9 +130,9 @@ def test_a_batch_of_nine_languages_is_done(stack: Stack) -> None:
         name="languages",
     )
     progress = stack.wait(batch.id)
-    assert (progress["done"], progress["failed"]) == (len(STORIES), 0)
+    assert (progress.done, progress.failed) == (len(STORIES), 0)
     records: dict[str, ArticleRecord] = {
-        r.external_id or "": r for r in stack.client.results(batch_id=batch.id)
+        r.external_id or "": r for r in stack.client.results(Filters(batch_id=batch.id))
     }
     for language, record in records.items():
         text = record.text or ""
@@ -187,8 +187,8 @@ def test_a_configured_model_that_is_missing_fails_its_language_alone(stack: Stac
              {"id": "en-2", "text": english}]
         )  # fmt: skip
         progress = stack.wait(batch.id)
-        assert (progress["done"], progress["failed"]) == (1, 1)
-        records = {r.external_id: r for r in stack.client.results(batch_id=batch.id)}
+        assert (progress.done, progress.failed) == (1, 1)
+        records = {r.external_id: r for r in stack.client.results(Filters(batch_id=batch.id))}
         german = records["de-2"].stages
         assert german["extract"].status == "failed"
         assert "cannot load spaCy model 'de_core_news_missing'" in (german["extract"].error or "")

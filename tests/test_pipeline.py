@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_SENT
 from newsflow.models import Article, Entity, Mention, StageRow, SummarySentence
-from newsflow.record import ArticleRecord, Dateline
+from newsflow.record import ArticleRecord, Dateline, Filters
 from producer.broker import queue_depths, redis_client, sender_of
 from tests.conftest import ROOT, SHARED, Stack
 
@@ -28,7 +28,7 @@ Examples = tuple[int, dict[str, ArticleRecord]]
 
 
 def _by_external_id(stack: Stack, batch_id: int) -> dict[str, ArticleRecord]:
-    return {r.external_id: r for r in stack.client.results(batch_id=batch_id)}
+    return {r.external_id: r for r in stack.client.results(Filters(batch_id=batch_id))}
 
 
 def _table_counts(stack: Stack) -> dict[str, int]:
@@ -47,7 +47,7 @@ def examples_batch(stack: Stack) -> Examples:
     batch = stack.client.submit(inputs, name="examples")
     assert batch.rejected == []
     progress = stack.wait(batch.id)
-    assert progress["failed"] == 0
+    assert progress.failed == 0
     return batch.id, _by_external_id(stack, batch.id)
 
 
@@ -130,7 +130,7 @@ def test_resubmitting_processes_nothing_again(stack: Stack, examples_batch: Exam
     assert again.duplicates == again.submitted == len(first)
     assert again.queued == 0
     progress = stack.client.progress(again.id)
-    assert progress["done"] == progress["total"] == len(first)
+    assert progress.done == progress.total == len(first)
     assert _table_counts(stack) == before
 
 
@@ -154,7 +154,7 @@ def test_a_redelivered_message_changes_nothing(stack: Stack, examples_batch: Exa
     time.sleep(1)  # the last message acknowledged is stored by now
     assert _runs(stack) == runs, "a done article was processed again"
     assert _table_counts(stack) == before
-    assert stack.client.progress(batch_id)["done"] == len(ids)
+    assert stack.client.progress(batch_id).done == len(ids)
     again = _by_external_id(stack, batch_id)
     for key, record in first.items():
         for field in ("text", "entities", "summary", "keyphrases", "captions", "title"):
@@ -176,7 +176,7 @@ def test_one_bad_article_fails_alone_with_its_reason(stack: Stack) -> None:
         ]
     )
     progress = stack.wait(batch.id)
-    assert (progress["done"], progress["failed"]) == (2, 1)
+    assert (progress.done, progress.failed) == (2, 1)
     records = _by_external_id(stack, batch.id)
     bad = records["bad"]
     assert bad.status == "failed"
@@ -199,7 +199,7 @@ def test_requeue_rebuilds_lost_queues_from_the_database(stack: Stack, tmp_path: 
             ]
         )
         redis_client(stack.settings.broker()).flushdb()  # the broker loses every message
-        assert stack.client.progress(batch.id)["queued"] == 10
+        assert stack.client.progress(batch.id).queued == 10
         cautious = stack.client.requeue(batch_id=batch.id)  # the messages look live
         assert cautious.sent == {} and cautious.skipped["clean"] == {SKIP_SENT: 10}
         sent = stack.client.requeue(batch_id=batch.id, force=True)
@@ -207,6 +207,6 @@ def test_requeue_rebuilds_lost_queues_from_the_database(stack: Stack, tmp_path: 
     finally:
         stack.start_worker()
     progress = stack.wait(batch.id)
-    assert progress["done"] == 10
+    assert progress.done == 10
     after = stack.client.requeue(batch_id=batch.id, force=True)
     assert after.sent == {} and after.skipped == {}

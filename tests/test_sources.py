@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 
 from newsflow.config import mask_secrets, mask_url
-from producer.sources import Record, Rejected, read_path
+from producer.sources import Record, Rejection, read_path
 
 LIMIT = 10_000
 
 
-def _outcomes(path: Path) -> list[Record | Rejected]:
+def _outcomes(path: Path) -> list[Record | Rejection]:
     return list(read_path(path, limit=LIMIT))
 
 
@@ -32,7 +32,7 @@ def test_jsonl_bad_lines_are_reported_and_good_ones_kept(tmp_path: Path) -> None
     path.write_bytes(b"\n".join(lines))
     outcomes = _outcomes(path)
     good = [o for o in outcomes if isinstance(o, Record)]
-    bad = {o.line: o.reason for o in outcomes if isinstance(o, Rejected)}
+    bad = {o.line: o.reason for o in outcomes if isinstance(o, Rejection)}
     assert [(r.kind, r.external_id, r.source) for r in good] == [
         ("text", "1", f"{path}:1"),
         ("html", None, f"{path}:12"),
@@ -46,7 +46,7 @@ def test_jsonl_bad_lines_are_reported_and_good_ones_kept(tmp_path: Path) -> None
     assert "over the limit of 10,000 bytes" in bad[8]
     assert "NUL" in bad[9]
     assert "both 'text' and 'html'" in bad[10]
-    assert str(Rejected("f.jsonl", 3, "why")) == "f.jsonl:3: why"
+    assert str(Rejection.at("f.jsonl", 3, "why")) == "f.jsonl:3: why"
 
 
 def test_folder_reads_articles_and_reports_files_it_cannot(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_folder_reads_articles_and_reports_files_it_cannot(tmp_path: Path) -> No
     assert "unsupported file type '.pdf'" in outcomes["f.pdf"].reason  # type: ignore[union-attr]
     assert "NEWSFLOW_MAX_ARTICLE_BYTES" in outcomes["g.txt"].reason  # type: ignore[union-attr]
     missing = _outcomes(tmp_path / "nope")
-    assert isinstance(missing[0], Rejected) and missing[0].reason == "no such file or folder"
+    assert isinstance(missing[0], Rejection) and missing[0].reason == "no such file or folder"
 
 
 def test_passwords_are_masked() -> None:

@@ -10,7 +10,8 @@ TEXT = "Ada Brenner runs Northline. Brenner said Northline would grow.\n\nValmer
 
 def record(entities: list[Entity], sentences: list[SummarySentence]) -> ArticleRecord:
     return ArticleRecord(
-        id=1, external_id=None, batch_id=1, status="done", title="t", byline=None,
+        id=1, content_id=1, content_submissions=1, external_id=None, batch_id=1,
+        status="done", title="t", byline=None,
         dateline=None, agency=None, language="en", published=None, published_from=None,
         url=None, source=None, submitted_from=None, text=TEXT, captions=[], word_count=9,
         removed=[], entities=entities, keyphrases=[],

@@ -10,28 +10,40 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import cache
 from typing import Any
 
 from celery import Celery
 from celery.signals import import_modules, worker_process_init, worker_ready, worker_shutdown
 
-from newsflow.config import get_settings
-from newsflow.contract import celery_config
+from newsflow.config import Settings
+from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config
 
 # One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
 # threads on top of them only fight over the same cores.
 THREAD_LIMITS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+@cache
+def settings() -> Settings:
+    """This worker's settings: its NEWSFLOW_* environment (`newsflow worker` and `run` put
+    their flags there), read once per process and handed to every stage."""
+    return Settings()
+
+
 def configuration() -> dict[str, Any]:
-    """The worker app's Celery configuration, from the NEWSFLOW_* settings in force."""
-    settings = get_settings()
-    return {**celery_config(settings), "broker_url": settings.broker()}
+    """The worker app's Celery configuration, from the worker's settings."""
+    return {**celery_config(settings()), "broker_url": settings().broker()}
 
 
 app = Celery("newsflow", include=["worker.tasks"])
 app.add_defaults(configuration)  # a promise: read on first use, not at import
 _recovery: list[threading.Event] = []  # set to stop the loop
+
+
+def send(stage: str, article_ids: list[int]) -> None:
+    """One message of article ids to `stage`'s queue."""
+    app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[article_ids])
 
 
 @import_modules.connect
@@ -46,18 +58,17 @@ def _warm_up(**_: object) -> None:
     """Load the models in each pool process as it starts, not on its first chunk."""
     from worker.nlp import get_nlp, get_sentencizer
 
-    get_nlp()
+    get_nlp(settings().model_name())
     get_sentencizer()
 
 
 @worker_ready.connect
 def _start_recovery(**_: object) -> None:
     """The recovery loop runs in the worker's main process, beside the pool."""
-    from worker import recovery, tasks
+    from worker import recovery
 
-    settings = get_settings()
-    if settings.recovery_interval > 0:
-        _recovery.append(recovery.start(settings, tasks.send))
+    if settings().recovery_interval > 0:
+        _recovery.append(recovery.start(settings(), send))
 
 
 @worker_shutdown.connect

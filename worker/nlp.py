@@ -6,7 +6,7 @@ import logging
 from functools import cache
 from typing import Any
 
-from newsflow.config import get_settings
+from newsflow.config import Settings
 from newsflow.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,10 @@ UNSPACED = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo"})
 @cache
 def get_nlp(name: str | None = None) -> Any:
     """A full pipeline (tagger, parser, NER, lemmatizer), loaded once per process; by
-    default English's."""
+    default English's (NEWSFLOW_SPACY_MODEL, else the first default installed)."""
     import spacy
 
-    name = name or get_settings().model_name()
+    name = name or Settings().model_name()
     try:
         nlp = spacy.load(name)
     except OSError as exc:

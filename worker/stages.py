@@ -1,6 +1,6 @@
 """The three stages over one chunk of article ids: load, compute per article, store.
 
-Plain functions of a database URL and ids (no Celery): the tasks call them, tests can too.
+Plain functions of the settings and ids (no Celery): the tasks call them, tests can too.
 One article that fails records its error and never takes the chunk down with it:
 - an exception in one article is that article's error;
 - when the chunk's time runs out (`interrupt`, the task's soft time limit), what is done
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsflow.config import Settings, get_settings, mask_secrets
+from newsflow.config import Settings
 from newsflow.contract import Stage
 from newsflow.db import error_reason, session_scope
 from newsflow.errors import ConfigurationError, PermanentError
@@ -54,19 +54,18 @@ class ChunkResult:
     """What a stage did with a chunk, and what the task must send on."""
 
     stored: int = 0
-    forward: list[int] = field(default_factory=list)  # cleaned ids, for the next stages
     resend: list[list[int]] = field(default_factory=list)  # chunks for this stage again
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, settings: Settings) -> str:
     """The error text stored on an article: the reason itself for bad input, else its type
-    and first line; a database error never carries its SQL or parameters."""
+    and first line, secrets masked; a database error never carries its SQL or parameters."""
     if isinstance(exc, PermanentError):
         return str(exc)
     if isinstance(exc, SQLAlchemyError):
         return f"database error: {error_reason(exc)}"
     first = (str(exc).strip().splitlines() or [""])[0]
-    return mask_secrets(f"{type(exc).__name__}: {first}")[: store.ERROR_CHARS]
+    return settings.mask(f"{type(exc).__name__}: {first}")[: store.ERROR_CHARS]
 
 
 def timed_out(settings: Settings) -> str:
@@ -77,7 +76,12 @@ def timed_out(settings: Settings) -> str:
 
 
 def _attempt(
-    article_id: int, interrupt: Interrupt, work: Callable[..., Any], *args: Any, **kwargs: Any
+    settings: Settings,
+    article_id: int,
+    interrupt: Interrupt,
+    work: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
 ) -> Outcome:
     """Run `work` for one article, timing it; an exception becomes the article's error
     (except `interrupt`, the chunk's time running out, which the caller handles)."""
@@ -89,17 +93,16 @@ def _attempt(
     except Exception as exc:
         if not isinstance(exc, PermanentError):
             log.exception("article %s failed", article_id)
-        return Outcome(article_id, time.perf_counter() - started, error=describe(exc))
+        return Outcome(article_id, time.perf_counter() - started, error=describe(exc, settings))
     return Outcome(article_id, time.perf_counter() - started, output=output)
 
 
 def _begin(
-    url: str, stage: str, article_ids: Sequence[int], claim: str | None
+    settings: Settings, stage: str, article_ids: Sequence[int], claim: str | None
 ) -> tuple[list[int], list[list[int]]]:
     """Mark the chunk started; returns (ids to run now, singleton chunks to send instead)."""
-    settings = get_settings()
     stale_before = utcnow() - timedelta(seconds=settings.visibility_timeout)
-    with session_scope(url) as session:
+    with session_scope(settings.database_url) as session:
         start = store.start(
             session,
             stage=stage,
@@ -143,23 +146,22 @@ def _chunk(
 
 
 def run_clean(
-    url: str,
+    settings: Settings,
     article_ids: Sequence[int],
     interrupt: Interrupt = NoInterrupt,
     claim: str | None = None,
 ) -> ChunkResult:
-    """Clean the articles; the ids that cleaned go forward to the next stages."""
-    ids, resend = _begin(url, Stage.CLEAN, article_ids, claim)
+    """Clean the articles (the task then sends the cleaned ones on to the next stages)."""
+    ids, resend = _begin(settings, Stage.CLEAN, article_ids, claim)
     if not ids:
         return ChunkResult(resend=resend)
-    with session_scope(url) as session:
+    with session_scope(settings.database_url) as session:
         articles = {a.id: a for a in store.load_raw(session, ids)}
-
-    settings = get_settings()
 
     def work(article_id: int) -> Outcome:
         a = articles[article_id]
         return _attempt(
+            settings,
             article_id,
             interrupt,
             clean_article,
@@ -170,19 +172,18 @@ def run_clean(
         )
 
     outcomes, resend = _chunk([i for i in ids if i in articles], work, interrupt, settings)
-    with session_scope(url) as session:
+    with session_scope(settings.database_url) as session:
         store.save_clean(session, outcomes)
-    forward = [o.article_id for o in outcomes if not o.error]
-    return ChunkResult(stored=len(outcomes), forward=forward, resend=resend)
+    return ChunkResult(stored=len(outcomes), resend=resend)
 
 
 def _admitted(
-    rows: list[store.CleanRow], max_chars: int | None
+    rows: list[store.CleanRow], max_chars: int
 ) -> tuple[list[store.CleanRow], list[Outcome]]:
-    """Rows the stage can take, and failures, with the reason, for the rest."""
+    """Rows the extract stage can take, and failures, with the reason, for the rest."""
     admitted, refused = [], []
     for row in rows:
-        if max_chars is None or len(row.text) <= max_chars:
+        if len(row.text) <= max_chars:
             admitted.append(row)
             continue
         reason = (
@@ -195,19 +196,14 @@ def _admitted(
 
 
 def _begin_cleaned(
-    url: str,
-    stage: str,
-    article_ids: Sequence[int],
-    claim: str | None,
-    max_chars: int | None = None,
-) -> tuple[list[store.CleanRow], list[Outcome], list[list[int]]]:
-    """For the stages after clean: (rows to run, refusals, singleton chunks to send instead)."""
-    ids, resend = _begin(url, stage, article_ids, claim)
+    settings: Settings, stage: str, article_ids: Sequence[int], claim: str | None
+) -> tuple[list[store.CleanRow], list[list[int]]]:
+    """For the stages after clean: (rows to run, singleton chunks to send instead)."""
+    ids, resend = _begin(settings, stage, article_ids, claim)
     if not ids:
-        return [], [], resend
-    with session_scope(url) as session:
-        rows, refused = _admitted(store.load_clean(session, ids), max_chars)
-    return rows, refused, resend
+        return [], resend
+    with session_scope(settings.database_url) as session:
+        return store.load_clean(session, ids), resend
 
 
 def _batches(texts: list[str]) -> Iterator[list[str]]:
@@ -225,7 +221,7 @@ def _batches(texts: list[str]) -> Iterator[list[str]]:
 
 
 def _docs(
-    nlp: Any, texts: list[str], interrupt: Interrupt
+    nlp: Any, texts: list[str], interrupt: Interrupt, settings: Settings
 ) -> Iterator[tuple[Any, float, BaseException | None]]:
     """(doc, seconds, error) per text: nlp.pipe for speed, one by one if the batch breaks."""
     started = time.perf_counter()
@@ -239,7 +235,7 @@ def _docs(
     except interrupt:
         raise
     except Exception as exc:
-        log.warning("nlp.pipe failed on a chunk (%s); going on one by one", describe(exc))
+        log.warning("nlp.pipe failed on a chunk (%s); going on one by one", describe(exc, settings))
     for text in texts[done:]:
         started = time.perf_counter()
         try:
@@ -283,16 +279,16 @@ def _pipelines(
 
 
 def run_extract(
-    url: str,
+    settings: Settings,
     article_ids: Sequence[int],
     interrupt: Interrupt = NoInterrupt,
     claim: str | None = None,
 ) -> ChunkResult:
     """Entities and keyphrases of the cleaned articles: with the language's entity model
     when one is configured, else keyphrases from its tokenizer and entities skipped."""
-    settings = get_settings()
     max_chars = min(SPACY_MAX_LENGTH, settings.max_extract_chars)
-    rows, outcomes, resend = _begin_cleaned(url, Stage.EXTRACT, article_ids, claim, max_chars)
+    cleaned, resend = _begin_cleaned(settings, Stage.EXTRACT, article_ids, claim)
+    rows, outcomes = _admitted(cleaned, max_chars)
     if not rows and not outcomes:
         return ChunkResult(resend=resend)
     try:
@@ -306,15 +302,19 @@ def run_extract(
             with nlp.memory_zone():  # frees the strings this chunk added to the vocab
                 texts = [row.text for row in group]
                 for row, (doc, seconds, error) in zip(
-                    group, _docs(nlp, texts, interrupt), strict=True
+                    group, _docs(nlp, texts, interrupt, settings), strict=True
                 ):
                     if error is not None:
-                        outcomes.append(Outcome(row.id, seconds, error=describe(error)))
+                        outcomes.append(Outcome(row.id, seconds, error=describe(error, settings)))
                         continue
                     if model:
-                        outcome = _attempt(row.id, interrupt, _annotate, doc, row.title, settings)
+                        outcome = _attempt(
+                            settings, row.id, interrupt, _annotate, doc, row.title, settings
+                        )
                     else:
-                        outcome = _attempt(row.id, interrupt, _keyphrases_only, doc, settings)
+                        outcome = _attempt(
+                            settings, row.id, interrupt, _keyphrases_only, doc, settings
+                        )
                         outcome.skipped = None if outcome.error else _no_entity_model(language)
                     outcome.seconds += seconds
                     outcome.model = label
@@ -326,7 +326,7 @@ def run_extract(
             outcomes.append(Outcome(left[0], 0.0, error=timed_out(settings)))
         else:
             resend = [[i] for i in left]
-    with session_scope(url) as session:
+    with session_scope(settings.database_url) as session:
         store.save_extract(session, outcomes)
     return ChunkResult(stored=len(outcomes), resend=resend)
 
@@ -345,29 +345,27 @@ def _summary(
 
 
 def run_summarize(
-    url: str,
+    settings: Settings,
     article_ids: Sequence[int],
     interrupt: Interrupt = NoInterrupt,
     claim: str | None = None,
 ) -> ChunkResult:
     """Extractive summaries of the cleaned articles."""
-    settings = get_settings()
-    accepted, refused, resend = _begin_cleaned(url, Stage.SUMMARIZE, article_ids, claim)
-    if not accepted and not refused:
+    cleaned, resend = _begin_cleaned(settings, Stage.SUMMARIZE, article_ids, claim)
+    if not cleaned:
         return ChunkResult(resend=resend)
-    rows = {row.id: row for row in accepted}
+    rows = {row.id: row for row in cleaned}
 
     def work(article_id: int) -> Outcome:
         row = rows[article_id]
         sentencizer = get_sentencizer(row.language)
         return _attempt(
-            article_id, interrupt, _summary, sentencizer, row.text, row.title, row.language,
-            settings,
+            settings, article_id, interrupt, _summary, sentencizer, row.text, row.title,
+            row.language, settings,
         )  # fmt: skip
 
     outcomes, resend = _chunk(list(rows), work, interrupt, settings)
-    outcomes += refused
-    with session_scope(url) as session:
+    with session_scope(settings.database_url) as session:
         store.save_summaries(session, outcomes)
     return ChunkResult(stored=len(outcomes), resend=resend)
 

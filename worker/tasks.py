@@ -13,22 +13,15 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from newsflow import delivery
-from newsflow.config import get_settings
-from newsflow.contract import AFTER_CLEAN, CLEAN, EXTRACT, SUMMARIZE, TASK_FOR_STAGE, Stage
-from newsflow.errors import TransientError
+from newsflow.contract import AFTER_CLEAN, CLEAN, EXTRACT, SUMMARIZE, Stage
 from worker import stages
-from worker.app import app
+from worker.app import app, send, settings
 
 log = logging.getLogger(__name__)
 
 # The database or broker going away is worth waiting for; anything else is recorded.
-TRANSIENT = (TransientError, OperationalError, InterfaceError, BrokerError)
+TRANSIENT = (OperationalError, InterfaceError, BrokerError)
 Runner = Callable[..., stages.ChunkResult]
-
-
-def send(stage: str, article_ids: list[int]) -> None:
-    """One message of article ids to `stage`'s queue."""
-    app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[article_ids])
 
 
 def _retry(task: Task, exc: BaseException) -> BaseException:
@@ -39,34 +32,33 @@ def _retry(task: Task, exc: BaseException) -> BaseException:
     all run out. Past the budget the message is given up, but not the articles: their
     rows stay unfinished and the recovery loop sends them again.
     """
-    settings = get_settings()
-    delay = min(settings.retry_backoff_max, 2 ** (task.request.retries + 1))
+    delay = min(settings().retry_backoff_max, 2 ** (task.request.retries + 1))
     delay *= random.uniform(0.5, 1.0)
     log.warning("%s: %s; retry %s in %.0f s", task.name, exc, task.request.retries + 1, delay)
     time.sleep(delay)
-    return task.retry(exc=exc, countdown=0, max_retries=settings.task_max_retries)
+    return task.retry(exc=exc, countdown=0, max_retries=settings().task_max_retries)
 
 
 def _run(task: Task, stage: str, runner: Runner, article_ids: list[int]) -> int:
     """Run one stage over a chunk; a bug fails the chunk's articles with the reason, visibly,
     instead of leaving them 'processing' forever."""
-    settings = get_settings()
-    url = settings.database_url
+    config = settings()
+    url = config.database_url
     claim = f"{task.request.id}#{task.request.retries}"
     try:
-        result = runner(url, article_ids, (SoftTimeLimitExceeded,), claim)
+        result = runner(config, article_ids, (SoftTimeLimitExceeded,), claim)
         for chunk in result.resend:
             send(stage, chunk)
         if stage == Stage.CLEAN:  # also what an earlier try cleaned but could not send on
             for after in AFTER_CLEAN:
-                delivery.dispatch(url, after, article_ids, send, settings.chunk_size)
+                delivery.dispatch(url, after, article_ids, send, config.chunk_size)
         return result.stored
     except TRANSIENT as exc:
         raise _retry(task, exc) from exc
     except Exception as exc:
         log.exception("%s failed on chunk %s", stage, article_ids)
         try:
-            stages.fail_chunk(url, stage, article_ids, stages.describe(exc))
+            stages.fail_chunk(url, stage, article_ids, stages.describe(exc, config))
         except TRANSIENT as again:
             raise _retry(task, again) from again
         except Exception:

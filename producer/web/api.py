@@ -15,24 +15,26 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from newsflow.config import Settings
-from newsflow.contract import Stage, Status
+from newsflow.contract import Stage
 from newsflow.record import (
     ArticlePage,
     ArticleRecord,
     BatchProgress,
     EntityCount,
+    Filters,
     Rejection,
+    ServiceStatus,
     Submitted,
 )
 from producer.client import Client
 from producer.metrics import NewsflowCollector
-from producer.sources import Record, Rejected, bounded_lines, from_mapping, line_limit
+from producer.sources import Record, bounded_lines, from_mapping, line_limit
 from producer.sources import read_jsonl_lines as jsonl_records
-from producer.submit import SubmitResult
-from producer.web.app import Reader, Writer, client_of
+from producer.web.auth import Reader, Writer, client_of
 
 router = APIRouter()
 JSON, NDJSON = "application/json", "application/x-ndjson"
@@ -59,14 +61,7 @@ async def submit_batch(
         raise HTTPException(415, f"send {JSON} (an array of records) or {NDJSON} (one a line)")
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as body:
         await _spool(request, body, client.settings.max_request_bytes)
-        result = await run_in_threadpool(_submit, client, body, kind, name)
-    return Submitted(
-        batch_id=result.batch_id,
-        submitted=result.submitted,
-        duplicates=result.duplicates,
-        queued=result.queued,
-        rejected=[Rejection(line=r.line, reason=r.reason) for r in result.rejected],
-    )
+        return await run_in_threadpool(_submit, client, body, kind, name)
 
 
 async def _spool(request: Request, body: IO[bytes], limit: int) -> None:
@@ -83,7 +78,7 @@ async def _spool(request: Request, body: IO[bytes], limit: int) -> None:
     body.seek(0)
 
 
-def _submit(client: Client, body: IO[bytes], kind: str, name: str | None) -> SubmitResult:
+def _submit(client: Client, body: IO[bytes], kind: str, name: str | None) -> Submitted:
     records = _ndjson(body, client.settings) if kind == NDJSON else _array(body, client.settings)
     return client.submit(records, name=name)
 
@@ -95,7 +90,7 @@ def _over_records(settings: Settings, count: int) -> TooLarge:
     )
 
 
-def _ndjson(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejected]:
+def _ndjson(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejection]:
     longest = line_limit(settings.max_article_bytes)
     count = sum(line is None or bool(line.strip()) for line in bounded_lines(body, longest))
     if count == 0:
@@ -107,7 +102,7 @@ def _ndjson(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejected]:
     return jsonl_records(lines, source=SOURCE, limit=settings.max_article_bytes)
 
 
-def _array(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejected]:
+def _array(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejection]:
     """The records of a JSON array, which is parsed whole: big batches go better as JSONL."""
     try:
         data = json.load(body)
@@ -136,16 +131,13 @@ def _array(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejected]:
 
 
 def _batch(client: Client, batch_id: int) -> BatchProgress:
-    found = client.batches(batch_id)
-    if not found:
-        raise HTTPException(404, f"no batch {batch_id}; GET /batches lists them")
-    return BatchProgress(**found[0])
+    return client.batches(batch_id)[0]
 
 
 @router.get("/batches", tags=["batches"])
 def list_batches(client: Reader) -> list[BatchProgress]:
     """Every batch with its counts, articles per minute and ETA."""
-    return [BatchProgress(**b) for b in client.batches()]
+    return client.batches()
 
 
 @router.get("/batches/{batch_id}", tags=["batches"])
@@ -183,7 +175,6 @@ def requeue_batch(
     force: Annotated[bool, Query(description="Also what may have a live message.")] = False,
 ) -> dict[str, Any]:
     """Send again what of the batch has no live message; says what it skipped and why."""
-    _batch(client, batch_id)
     found = client.requeue(batch_id=batch_id, stage=stage, failed=failed, force=force)
     return {"sent": found.sent, "skipped": found.skipped}
 
@@ -196,45 +187,35 @@ def _cursor(cursor: str | None) -> int:
     return int(cursor)
 
 
-Date = Query(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?", description="ISO date, e.g. 2026-03-01.")
+def _query_name(field: str) -> str:
+    return "batch" if field == "batch_id" else field  # ?batch=, as everywhere in the API
+
+
+class ArticleQuery(Filters):
+    """GET /articles: the filters, and where the page starts."""
+
+    model_config = ConfigDict(alias_generator=_query_name)
+
+    cursor: str | None = Field(None, max_length=20, description="A `next_cursor` given.")
+    limit: int = Field(50, ge=1, le=500, description="Rows per page.")
+
+    def filters(self) -> Filters:
+        return Filters.model_validate(self.model_dump(include=set(Filters.model_fields)))
 
 
 @router.get("/articles", tags=["articles"])
-def list_articles(
-    client: Reader,
-    batch: int | None = None,
-    status: Status | None = None,
-    entity: Annotated[str | None, Query(max_length=200)] = None,
-    agency: Annotated[str | None, Query(max_length=200)] = None,
-    language: Annotated[str | None, Query(max_length=20)] = None,
-    since: Annotated[str | None, Date] = None,
-    until: Annotated[str | None, Date] = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> ArticlePage:
-    """Articles matching every filter given, a page at a time: pass `next_cursor` back as
-    `cursor` for the next page. Pages stay stable while articles are added."""
-    items, after = client.rows(
-        after=_cursor(cursor),
-        limit=limit,
-        batch_id=batch,
-        status=status,
-        entity=entity,
-        agency=agency,
-        language=language,
-        since=since,
-        until=until,
-    )
+def list_articles(client: Reader, query: Annotated[ArticleQuery, Query()]) -> ArticlePage:
+    """Records (one per submission) matching every filter given, a page at a time: pass
+    `next_cursor` back as `cursor` for the next page. Pages stay stable while records are
+    added. `external_id` finds what you submitted under your own id."""
+    items, after = client.rows(query.filters(), after=_cursor(query.cursor), limit=query.limit)
     return ArticlePage(items=items, next_cursor=None if after is None else str(after))
 
 
 @router.get("/articles/{article_id}", tags=["articles"])
 def get_article(article_id: int, client: Reader) -> ArticleRecord:
-    """The output record of an article."""
-    record = client.record(article_id)
-    if record is None:
-        raise HTTPException(404, f"no article {article_id}")
-    return record
+    """The output record of a submission."""
+    return client.record(article_id)
 
 
 @router.get("/entities", tags=["articles"])
@@ -244,14 +225,13 @@ def top_entities(
     label: Annotated[str | None, Query(max_length=20)] = None,
     top: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> list[EntityCount]:
-    """The entities named in the most articles (of a batch, or of all)."""
-    if batch is not None:
-        _batch(client, batch)
+    """The entities named in the most records (of a batch, or of all): `articles` counts
+    submissions (coverage, syndicated copies included), `contents` distinct texts."""
     return client.entities(batch_id=batch, label=label, top=top)
 
 
 @router.get("/status", tags=["service"])
-def service_status(client: Reader) -> dict[str, Any]:
+def service_status(client: Reader) -> ServiceStatus:
     """Queues, workers, batches and the latest failures, as `newsflow status --json`."""
     return client.status()
 

@@ -4,90 +4,28 @@ sent, 503 for a service that is away, never a traceback."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
-from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsflow import __version__
-from newsflow.config import Settings, get_settings, mask_secrets
+from newsflow.config import Settings
 from newsflow.db import error_reason
 from newsflow.errors import ConfigurationError, NewsflowError, NotFound, ServiceUnavailable
 from producer.client import Client
+from producer.web import api, pages
+from producer.web.auth import problem
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-PROBLEM = "application/problem+json"
-TOKEN_COOKIE = "newsflow_token"  # set by static/live.js from the token field
-bearer = HTTPBearer(auto_error=False)
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
-
-def problem(status: int, detail: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
-    """An RFC 9457 problem document."""
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-            "detail": detail}  # fmt: skip
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
-
-
-def client_of(request: Request) -> Client:
-    client: Client = request.app.state.client
-    return client
-
-
-def _token_matches(settings: Settings, given: str | None) -> bool:
-    if settings.api_token is None:
-        return True  # no token: `serve` listens on 127.0.0.1 only
-    expected = settings.api_token.get_secret_value().encode()
-    return hmac.compare_digest((given or "").encode(), expected)
-
-
-def _refused(credentials: HTTPAuthorizationCredentials | None) -> HTTPException:
-    detail = (
-        "this needs the API token: send `Authorization: Bearer <NEWSFLOW_API_TOKEN>`"
-        if credentials is None
-        else "the bearer token is not this server's NEWSFLOW_API_TOKEN"
-    )
-    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
-
-
-async def writer(request: Request, credentials: Credentials) -> Client:
-    """The Client, for a request allowed to change things: with the token, and never sent
-    by another site's page (a browser names the page's origin; curl and scripts send none)."""
-    client = client_of(request)
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
-        raise HTTPException(403, f"a write from another site ({origin}) is refused")
-    if not _token_matches(client.settings, credentials.credentials if credentials else None):
-        raise _refused(credentials)
-    return client
-
-
-async def reader(request: Request, credentials: Credentials) -> Client:
-    """The Client, for a request allowed to read (open unless NEWSFLOW_API_GUARD_READS).
-    A guarded read also takes the token from the dashboard's cookie, which writes never
-    do: a cookie goes with requests other sites make, a header does not."""
-    client = client_of(request)
-    cookie = unquote(request.cookies.get(TOKEN_COOKIE, ""))
-    given = credentials.credentials if credentials else cookie
-    if client.settings.api_guard_reads and not _token_matches(client.settings, given):
-        raise _refused(credentials)
-    return client
-
-
-Writer = Annotated[Client, Depends(writer)]
-Reader = Annotated[Client, Depends(reader)]
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -98,7 +36,7 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def _install_problem_handlers(app: FastAPI) -> None:
+def _install_problem_handlers(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
@@ -109,11 +47,11 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceUnavailable)
     async def away(_: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return problem(503, mask_secrets(str(exc)), headers={"Retry-After": "10"})
+        return problem(503, settings.mask(str(exc)), headers={"Retry-After": "10"})
 
     @app.exception_handler(ConfigurationError)
     async def misconfigured(_: Request, exc: ConfigurationError) -> JSONResponse:
-        return problem(503, mask_secrets(str(exc)))
+        return problem(503, settings.mask(str(exc)))
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -121,7 +59,7 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NewsflowError)
     async def refused(_: Request, exc: NewsflowError) -> JSONResponse:
-        return problem(400, mask_secrets(str(exc)))
+        return problem(400, settings.mask(str(exc)))
 
     @app.exception_handler(SQLAlchemyError)
     async def database(_: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -136,16 +74,15 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for `settings` (default: the NEWSFLOW_* environment)."""
-    from producer.web import api, pages
-
+    settings = settings if settings is not None else Settings()
     app = FastAPI(
         title="newsflow",
         version=__version__,
         summary="Submit news articles, follow their processing, read the annotated records.",
         docs_url="/docs",
     )
-    app.state.client = Client(settings or get_settings())
-    _install_problem_handlers(app)
+    app.state.client = Client(settings)
+    _install_problem_handlers(app, settings)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

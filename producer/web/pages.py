@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 from typing import Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from newsflow.contract import ARTICLE_STATUSES, FAILED, Status
-from newsflow.record import ArticleRecord, BatchProgress
-from producer.web.app import HERE, Reader
+from newsflow.record import ArticleRecord, Filters
+from producer.web.auth import Reader
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
     env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
@@ -41,8 +42,8 @@ def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, client: Reader) -> HTMLResponse:
     report = client.status()
-    batches = [BatchProgress(**b) for b in reversed(report["batches"])]
-    per_minute = sum(b.per_minute_1m for b in batches)
+    batches = list(reversed(report.batches))
+    per_minute = sum(b.per_minute_1m or 0 for b in batches)
     return _page(request, "overview.html", report=report, batches=batches, per_minute=per_minute)
 
 
@@ -50,15 +51,13 @@ def overview(request: Request, client: Reader) -> HTMLResponse:
 def batch_page(
     request: Request, batch_id: int, client: Reader, status: Status | None = None
 ) -> HTMLResponse:
-    found = client.batches(batch_id)
-    if not found:
-        raise HTTPException(404, f"no batch {batch_id}")
-    rows, more = client.rows(batch_id=batch_id, status=status, limit=BATCH_ROWS)
+    batch = client.batches(batch_id)[0]
+    rows, more = client.rows(Filters(batch_id=batch_id, status=status), limit=BATCH_ROWS)
     rows.sort(key=lambda r: r.status != FAILED)  # failures first, else in submission order
     return _page(
         request,
         "batch.html",
-        batch=BatchProgress(**found[0]),
+        batch=batch,
         rows=rows,
         more=more is not None,
         status=status,
@@ -74,15 +73,13 @@ def articles_page(
     batch: int | None = None,
     cursor: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    rows, after = client.rows(entity=entity, batch_id=batch, after=cursor, limit=100)
+    rows, after = client.rows(Filters(entity=entity, batch_id=batch), after=cursor, limit=100)
     return _page(request, "articles.html", rows=rows, entity=entity, batch=batch, after=after)
 
 
 @router.get("/view/articles/{article_id}", response_class=HTMLResponse)
 def article_page(request: Request, article_id: int, client: Reader) -> HTMLResponse:
     record = client.record(article_id)
-    if record is None:
-        raise HTTPException(404, f"no article {article_id}")
     return _page(request, "article.html", record=record, blocks=highlighted(record))
 
 
