@@ -221,6 +221,7 @@ class Failure(_Out):
 class Stall(_Out):
     """An unfinished stage of a content that showed no sign of life for a while."""
 
+    record_id: int  # the batch's first record of the content
     content_id: int
     stage: Stage
     status: Status

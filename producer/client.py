@@ -123,12 +123,17 @@ class Client:
             lines.append(
                 "no progress on: "
                 + ", ".join(
-                    f"content {s.content_id} {s.stage} {s.status} since {s.since}" for s in stuck
+                    f"article {s.record_id} {s.stage} {s.status} since {s.since}" for s in stuck
                 )
                 + "; are workers running (`newsflow status`)? Their recovery loop sends "
-                f"work no message names again after {self.settings.lost_after:.0f} s"
+                f"work no message names again within {self._recovery_delay():.0f} s"
             )
         return "; ".join(lines)
+
+    def _recovery_delay(self) -> float:
+        """How long lost work waits for the recovery loop at most: quiet for `lost_after`,
+        then found by the next pass, which comes every `recovery_interval`."""
+        return self.settings.lost_after + self.settings.recovery_interval
 
     def rows(
         self, filters: Filters = NO_FILTERS, *, after: int = 0, limit: int = 50, offset: int = 0

@@ -175,8 +175,15 @@ def finished_since(session: Session, since: datetime, batch_id: int | None = Non
 def stalled(session: Session, batch_id: int, *, older_than: float, limit: int = 10) -> list[Stall]:
     """Unfinished stage rows of a batch with no sign of life for `older_than` seconds."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    mine = aliased(BatchArticle)
+    record = (
+        select_columns(func.min(col(mine.id)))
+        .where(col(mine.article_id) == col(StageRow.article_id), col(mine.batch_id) == batch_id)
+        .scalar_subquery()
+    )
     query = (
-        select(
+        select_columns(
+            record.label("record_id"),
             col(StageRow.article_id),
             col(StageRow.stage),
             col(StageRow.status),
@@ -192,6 +199,7 @@ def stalled(session: Session, batch_id: int, *, older_than: float, limit: int = 
     )
     return [
         Stall(
+            record_id=r.record_id,
             content_id=r.article_id,
             stage=Stage(r.stage),
             status=Status(r.status),

@@ -205,7 +205,8 @@ def test_a_resubmit_reports_per_submission_metadata(stack: Stack) -> None:
         ("siteB-9", "https://b.example/9", "B", "2026-01-02", "site B"),
         ("siteC-3", "https://c.example/3", None, None, None),
     ]
-    assert len({r.id for r in records}) == 1  # processed once, shared
+    assert len({r.id for r in records}) == 2  # a record each
+    assert len({r.content_id for r in records}) == 1  # processed once, shared
     (original,) = stack.client.results(Filters(batch_id=first.id))
     assert (original.external_id, original.title, original.url) == (
         "siteA-1",
