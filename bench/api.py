@@ -64,11 +64,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
+def serving(
+    env: dict[str, str], log: Path, workers: int = 1, pid_out: list[int] | None = None
+) -> Iterator[str]:
+    """`newsflow serve` on a free port until the block ends; its pid goes to `pid_out`."""
     port = free_port()
     command = [sys.executable, "-m", "producer.cli", "serve", "--port", str(port),
                "--workers", str(workers)]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    if pid_out is not None:
+        pid_out.append(process.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

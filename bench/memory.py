@@ -6,6 +6,9 @@ article. Every case runs in a process of its own; its peak RSS comes from wait4.
 Producer (`newsflow submit`, SQLite, embedded Redis): JSONL of MB/10 and MB megabytes on
 stdin, and the larger from a file (each record stored: memory must not follow the input),
 one line of MB megabytes with no newline, and 1 GB of zero bytes on stdin.
+Server (`newsflow serve`): a JSON array of ARRAY_MB megabytes of `{}` (refused with 413:
+more records than NEWSFLOW_MAX_RECORDS) and one of as many megabytes of real records,
+each POSTed to /batches; the server's peak RSS while it reads them.
 Worker: the extract pipeline on one article at the NEWSFLOW_MAX_EXTRACT_CHARS cap and on
 a normal one, and the clean stage on 1.1 MB of HTML with 100,000 tiny paragraphs (refused
 by NEWSFLOW_MAX_HTML_ELEMENTS before trafilatura parses it). Prints a table, then JSON.
@@ -105,6 +108,57 @@ def producer_cases(megabytes: int, home: Path) -> dict[str, tuple[float, float]]
     return cases
 
 
+def server_cases(megabytes: int, home: Path) -> dict[str, tuple[float, float]]:
+    """POST /batches of a JSON array of `megabytes` MB of `{}` (refused: over
+    NEWSFLOW_MAX_RECORDS) and of as many MB of real records (stored), each to a `newsflow
+    serve` of its own, whose peak RSS is read when it stops."""
+    from bench.api import TOKEN, serving
+
+    empty = home / "empty.json"
+    with empty.open("wb") as out:
+        out.write(b"[" + b"{}," * (megabytes * 2**20 // 3) + b"{}]")
+    stories = home / "array.json"
+    with stories.open("wb") as out:
+        out.write(b"[")
+        written = count = 0
+        texts = [story["text"] for story in corpus(200)]
+        while written < megabytes * 2**20:  # distinct records: each one stored
+            story = {"text": texts[count % len(texts)]}
+            item = json.dumps({"id": f"a{count}", "text": story["text"] + f" ({count})"})
+            out.write((b"," if count else b"") + item.encode())
+            written, count = written + len(item) + 1, count + 1
+        out.write(b"]")
+    cases: dict[str, tuple[float, float]] = {}
+    with EmbeddedRedis(home / "redis-serve.sock") as broker:
+        for name, body in (
+            (f"serve, POST a {megabytes} MB array of {{}} (413)", empty),
+            (f"serve, POST a {megabytes} MB array ({count:,} records)", stories),
+        ):
+            url = f"sqlite:///{home / ('serve' + str(len(cases)) + '.db')}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+            env |= {"NEWSFLOW_DATABASE_URL": url, "NEWSFLOW_BROKER_URL": broker.url,
+                    "NEWSFLOW_API_TOKEN": TOKEN}  # fmt: skip
+            pid: list[int] = []
+            started = time.monotonic()
+            with serving(env, home / "serve.log", pid_out=pid) as api:
+                with body.open("rb") as content:
+                    subprocess.run(
+                        ["curl", "-s", "-o", "/dev/null", "-H", f"Authorization: Bearer {TOKEN}",
+                         "-H", "Content-Type: application/json", "--data-binary", "@-",
+                         f"{api}/batches"], stdin=content, check=True,
+                    )  # fmt: skip
+                peak = _peak_of_pid(pid[0])
+            cases[name] = (peak, time.monotonic() - started)
+    return cases
+
+
+def _peak_of_pid(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def worker_cases() -> dict[str, tuple[float, float]]:
     from worker.clean import clean_article
     from worker.nlp import get_nlp
@@ -140,9 +194,11 @@ def worker_cases() -> dict[str, tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=int, default=100, help="size of the large inputs")
+    parser.add_argument("--array-mb", type=int, default=256, help="size of the POSTed arrays")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="nf-memory-"))
-    cases = {**producer_cases(args.mb, home), **worker_cases()}
+    cases = {**producer_cases(args.mb, home), **server_cases(args.array_mb, home),
+             **worker_cases()}  # fmt: skip
     table = Table(title="peak RSS per process")
     for column in ("case", "peak RSS MB", "seconds"):
         table.add_column(column, justify="left" if column == "case" else "right")

@@ -91,6 +91,29 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=256 * 1024 * 1024, ge=1, description="Largest POST /batches body."
     )
+    api_allowed_hosts: str = Field(
+        default="",
+        description="Host names the API answers to, comma-separated ('*': any); unset: the "
+        "bound address and localhost's names, any when bound to 0.0.0.0.",
+    )
+    api_max_connections: int = Field(
+        default=4096, ge=1, description="Open connections `serve` holds, per process."
+    )
+    api_header_timeout: float = Field(
+        default=10, gt=0, description="Seconds a request's headers may take to arrive."
+    )
+    api_body_timeout: float = Field(
+        default=30, gt=0, description="Seconds a request body may stall between two pieces."
+    )
+    api_keepalive_timeout: float = Field(
+        default=5, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    api_max_streams: int = Field(
+        default=500, ge=1, description="Event streams open at once, per server process."
+    )
+    api_max_streams_per_client: int = Field(
+        default=20, ge=1, description="Event streams one client address may hold open."
+    )
 
     @property
     def embedded_socket(self) -> Path:

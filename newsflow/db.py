@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlmodel import Session
 
 from newsflow.config import mask_secrets, mask_url
@@ -123,6 +124,23 @@ def check_connection(url: str) -> None:
             f"cannot reach the database at {mask_url(url)}: {error_reason(exc)}; "
             "check that it is running, or set NEWSFLOW_DATABASE_URL (or --db)"
         ) from exc
+
+
+NO_TABLE = re.compile(r"no such table|does not exist|UndefinedTable")
+
+
+def identity(url: str) -> str | None:
+    """The database's identity (models.DatabaseIdentity); None for one without the table
+    (no newsflow schema, or one older than revision 0004); a database that cannot be
+    reached raises, as any read does."""
+    try:
+        with get_engine(url).connect() as conn:
+            found = conn.execute(text("SELECT id FROM database_identity")).scalar()
+    except (OperationalError, ProgrammingError) as exc:
+        if NO_TABLE.search(error_reason(exc)):
+            return None
+        raise
+    return str(found) if found else None
 
 
 def _alembic(url: str) -> Any:

@@ -147,6 +147,15 @@ class SummarySentence(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class DatabaseIdentity(SQLModel, table=True):
+    """This database's identity (one row, random, made with the schema): messages name it,
+    so a worker on another database knows a message is not for it."""
+
+    __tablename__ = "database_identity"
+
+    id: str = Field(primary_key=True, max_length=36)
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model, for bulk statements that skip the ORM."""
     return model.__table__  # type: ignore[attr-defined,no-any-return]

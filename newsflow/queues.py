@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -84,3 +85,41 @@ def _ids(envelope: Any) -> Iterable[int]:
         return [int(i) for i in args[0]]
     except (ValueError, KeyError, IndexError, TypeError):
         return []
+
+
+PROBLEMS = "newsflow:problem:"  # + the worker process: a JSON note while it cannot serve
+PROBLEM_TTL = 3600  # a note outlives its worker by at most this, if nothing clears it
+
+
+def report_problem(client: redis.Redis, worker: str, reason: str, *, refusing: bool) -> None:
+    """Say that `worker` (host and pid) cannot serve, and why; the first time it said so
+    is kept. `refusing`: it gives messages back; else it waits for the cause to pass."""
+    key = PROBLEMS + worker
+    since = _since(client.get(key)) or datetime.now(UTC).isoformat(timespec="seconds")
+    note = {"worker": worker, "reason": reason, "since": since, "refusing": refusing}
+    client.set(key, json.dumps(note), ex=PROBLEM_TTL)
+
+
+def clear_problem(client: redis.Redis, worker: str) -> None:
+    client.delete(PROBLEMS + worker)
+
+
+def problems(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every worker's note that it cannot serve, oldest first."""
+    keys = sorted(client.scan_iter(match=PROBLEMS + "*", count=1000))
+    notes = []
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:
+            continue
+        try:
+            notes.append(json.loads(raw))
+        except ValueError:
+            continue
+    return sorted(notes, key=lambda note: str(note.get("since")))
+
+
+def _since(raw: Any) -> str | None:
+    try:
+        return str(json.loads(raw)["since"]) if raw else None
+    except (ValueError, KeyError, TypeError):
+        return None

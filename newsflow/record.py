@@ -9,9 +9,10 @@ text (the content hash) and computed once.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from newsflow.contract import Stage, Status
 
@@ -233,11 +234,37 @@ class BrokerState(_Out):
     error: str | None  # why it could not be reached, or None
 
 
+class WorkerProblem(_Out):
+    """A worker that said it cannot serve: refusing a queue, or waiting for a service."""
+
+    worker: str
+    reason: str
+    since: str
+    refusing: bool  # it gives the queue's messages back and takes no more of them
+
+
+class StallNote(_Out):
+    """Work of a batch that made no progress for a while, and the likeliest why."""
+
+    batch_id: int
+    articles: int
+    minutes: int
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"batch {self.batch_id}: {self.articles} articles made no progress for "
+            f"{self.minutes} min: {self.reason}"
+        )
+
+
 class ServiceStatus(_Out):
     """What `status --json` and GET /status give."""
 
     queues: dict[str, QueueDepth]
     workers: list[WorkerInfo]
+    problems: list[WorkerProblem]  # workers that cannot serve, and why
+    stalls: list[StallNote]
     batches: list[BatchProgress]
     failures: list[Failure]
     languages: dict[str, int]  # contents per detected language
@@ -275,6 +302,7 @@ class Submitted(_Out):
 
 
 DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL: a larger one names nothing
 
 
 class Filters(BaseModel):
@@ -283,7 +311,7 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    batch_id: int | None = Field(default=None, description="Only this batch.")
+    batch_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only this batch.")
     external_id: str | None = Field(
         default=None, max_length=1000, description="Only what was submitted under this id."
     )
@@ -293,6 +321,15 @@ class Filters(BaseModel):
     language: str | None = Field(default=None, max_length=20, description="This language code.")
     since: str | None = Field(default=None, pattern=DATE, description="Published on or after.")
     until: str | None = Field(default=None, pattern=DATE, description="Published on or before.")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        """A real date: 2026, 2026-03 or 2026-03-01 (not 2026-99-99)."""
+        if value is not None:
+            year, month, day = [*value.split("-"), "01", "01"][:3]
+            date(int(year), int(month), int(day))  # raises ValueError for a date that is none
+        return value
 
     def given(self) -> dict[str, Any]:
         """The filters set, by field name."""

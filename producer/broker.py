@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from newsflow import queues
+from newsflow import db, queues
 from newsflow.config import Settings, mask_secrets, mask_url
 from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config
 from newsflow.errors import ServiceUnavailable
@@ -52,13 +52,19 @@ def check_broker(settings: Settings) -> None:
 
 
 def sender_of(settings: Settings) -> Callable[[str, list[int]], None]:
-    """A function that sends one message of article ids to a stage's queue; an unreachable
-    broker raises ServiceUnavailable naming it."""
+    """A function that sends one message of article ids to a stage's queue, naming the
+    database they are in (its identity, which the worker checks); an unreachable broker
+    raises ServiceUnavailable naming it."""
     app = sender(settings)
+    database = db.identity(settings.database_url)
 
     def send(stage: str, article_ids: list[int]) -> None:
         try:
-            app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[list(article_ids)])
+            app.send_task(
+                TASK_FOR_STAGE[Stage(stage)],
+                args=[list(article_ids)],
+                kwargs={"database": database},
+            )
         except Exception as exc:  # kombu raises several types for one cause: no broker
             raise unreachable(settings, exc) from exc
 
@@ -100,3 +106,11 @@ def workers(settings: Settings, timeout: float = 1.0) -> list[dict[str, Any]]:
         }
         for name, info in sorted(stats.items())
     ]
+
+
+def problems(settings: Settings) -> list[dict[str, Any]]:
+    """The workers that said they cannot serve, and why (see queues.report_problem)."""
+    try:
+        return queues.problems(redis_client(settings.broker()))
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(settings, exc) from exc

@@ -31,9 +31,8 @@ from newsflow.config import Settings, mask_secrets, mask_url
 from newsflow.contract import ARTICLE_STATUSES, QUEUES, STAGES
 from newsflow.errors import NewsflowError, NotFound
 from newsflow.record import ArticleRow, Filters, Submitted
-from producer import views
+from producer import embedded, views
 from producer.client import Client
-from producer.embedded import EmbeddedRedis, is_running
 from producer.local import LocalWorkers, worker_command, worker_env
 from producer.terminal import shown
 
@@ -153,9 +152,9 @@ def run(
     client.upgrade()
     started = time.monotonic()
     with ExitStack() as stack:
-        fresh_broker = settings.embedded and not is_running(settings.embedded_socket)
-        if fresh_broker:
-            stack.enter_context(EmbeddedRedis(settings.embedded_socket))
+        fresh_broker = False  # a broker we just started holds no messages
+        if settings.embedded:
+            _, fresh_broker = stack.enter_context(embedded.shared(settings.embedded_socket))
         local = stack.enter_context(
             LocalWorkers(settings, concurrency=workers or os.cpu_count() or 1)
         )
@@ -230,9 +229,12 @@ def broker(
         raise NewsflowError(
             "NEWSFLOW_BROKER_URL is set, so the embedded broker is not used; unset it"
         )
-    with EmbeddedRedis(settings.embedded_socket, persist=persist) as server:
-        err.print(f"embedded Redis on {server.url}; Ctrl-C stops it", highlight=False)
-        while server.process and server.process.poll() is None:
+    with embedded.shared(settings.embedded_socket, persist=persist) as (url, _):
+        err.print(
+            f"embedded Redis on {url}; Ctrl-C leaves it (it stops when nothing else uses it)",
+            highlight=False,
+        )
+        while embedded.is_running(settings.embedded_socket):
             time.sleep(0.5)
 
 

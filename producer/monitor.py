@@ -35,7 +35,9 @@ from newsflow.record import (
     QueueDepth,
     ServiceStatus,
     Stall,
+    StallNote,
     WorkerInfo,
+    WorkerProblem,
 )
 from producer import broker
 
@@ -209,6 +211,31 @@ def stalled(session: Session, batch_id: int, *, older_than: float, limit: int = 
     ]
 
 
+def stalled_count(session: Session, batch_id: int, *, older_than: float) -> int:
+    """Contents of a batch with unfinished work that showed no sign of life for
+    `older_than` seconds."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    query = select_columns(func.count(func.distinct(col(StageRow.article_id)))).where(
+        col(StageRow.article_id).in_(batch_members(batch_id)),
+        col(StageRow.status).in_((QUEUED, RUNNING)),
+        col(StageRow.updated_at) < cutoff,
+    )
+    return int(session.execute(query).scalar_one())
+
+
+def stall_reason(
+    problems: list[WorkerProblem], workers: list[Any], broker_error: str | None
+) -> str:
+    """The likeliest reason work makes no progress, from what the workers and broker say."""
+    if broker_error:
+        return broker_error
+    if problems:
+        return "; ".join(f"worker {p.worker} {p.reason} (since {p.since})" for p in problems)
+    if not workers:
+        return "no worker answers: start one (`newsflow worker`)"
+    return "the workers say nothing is wrong: see their logs"
+
+
 def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[Failure]:
@@ -264,15 +291,34 @@ def status(settings: Settings, *, batch_id: int | None = None) -> ServiceStatus:
         batches = batch_progress(session, batch_id)
         failures = recent_failures(session, batch_id=batch_id)
         spoken = languages(session, batch_id)
+        quiet = {
+            b.id: stalled_count(session, b.id, older_than=settings.lost_after)
+            for b in batches
+            if not b.finished
+        }
     error = None
     try:
         depths = broker.queue_depths(settings)
         workers = broker.workers(settings)
+        answering = {w["name"] for w in workers}
+        problems = [  # a worker killed before it could unsay its note is not shown
+            WorkerProblem(**p)
+            for p in broker.problems(settings)
+            if p["worker"].rpartition(":")[0] in answering or p["worker"] in answering
+        ]
     except ServiceUnavailable as exc:
-        depths, workers, error = {}, [], str(exc)
+        depths, workers, problems, error = {}, [], [], str(exc)
+    why = stall_reason(problems, workers, error)
+    minutes = max(1, round(settings.lost_after / 60))
     return ServiceStatus(
         queues={name: QueueDepth(**depth) for name, depth in depths.items()},
         workers=[WorkerInfo(**w) for w in workers],
+        problems=problems,
+        stalls=[
+            StallNote(batch_id=b, articles=n, minutes=minutes, reason=why)
+            for b, n in quiet.items()
+            if n
+        ],
         batches=batches,
         failures=failures,
         languages=spoken,

@@ -138,30 +138,27 @@ def read_jsonl_lines(
             yield Rejection.at(
                 source, number, f"line is over the size limit of {line_limit(limit):,} bytes"
             )
-            continue
-        if not raw.strip():
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield Rejection.at(
-                source,
-                number,
-                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
-            )
-            continue
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield Rejection.at(source, number, f"malformed JSON: {exc.msg} at column {exc.colno}")
-            continue
-        except RecursionError:
-            yield Rejection.at(source, number, "JSON nested too deeply to read")
-            continue
-        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-            yield Rejection.at(source, number, f"unreadable JSON: {exc}")
-            continue
-        yield from_mapping(data, source=source, line=number, limit=limit)
+        elif raw.strip():
+            yield from_json(raw, source=source, line=number, limit=limit)
+
+
+def from_json(raw: bytes, *, source: str, line: int, limit: int) -> Record | Rejection:
+    """One record from the bytes of its JSON object (a JSONL line, an array's item)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection.at(
+            source, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Rejection.at(source, line, f"malformed JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return Rejection.at(source, line, "JSON nested too deeply to read")
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return Rejection.at(source, line, f"unreadable JSON: {exc}")
+    return from_mapping(data, source=source, line=line, limit=limit)
 
 
 def line_limit(limit: int) -> int:

@@ -78,6 +78,11 @@ def status_view(report: ServiceStatus) -> Table:
             eta,
         )
     grid.add_row(batches)
+    for problem in report.problems:
+        grid.add_row(f"[red]worker {shown(problem.worker)} {shown(problem.reason)} "
+                     f"(since {problem.since})")  # fmt: skip
+    for stall in report.stalls:
+        grid.add_row(f"[red]{shown(str(stall))}")
     if report.failures:
         failures = Table(title="latest failures")
         for column in ("article", "stage", "reason"):

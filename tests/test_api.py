@@ -125,7 +125,9 @@ def test_submit_follow_the_events_and_read_the_records(api: Server, stack: Stack
 
     status = httpx.get(f"{api.url}/status").json()
     assert status["workers"] and status["broker"]["error"] is None
-    assert httpx.get(f"{api.url}/healthz").json() == {"database": "ok", "broker": "ok"}
+    assert httpx.get(f"{api.url}/healthz").json() == {
+        "database": "ok", "broker": "ok", "workers": "ok",
+    }  # fmt: skip
     metrics = httpx.get(f"{api.url}/metrics").text
     assert 'newsflow_stage_articles{stage="extract",status="done"}' in metrics
     schema = httpx.get(f"{api.url}/openapi.json").json()
@@ -268,7 +270,7 @@ def test_every_bad_input_gets_a_reason_and_the_rest_goes_on(api: Server, stack: 
     assert_problem(httpx.get(f"{api.url}/batches/987654/events"), 404, "no batch")
     assert_problem(httpx.get(f"{api.url}/articles", params={"limit": 0}), 422, "limit")
     assert_problem(httpx.get(f"{api.url}/articles", params={"status": "lost"}), 422, "status")
-    assert_problem(httpx.get(f"{api.url}/articles", params={"cursor": "abc"}), 400, "cursor")
+    assert_problem(httpx.get(f"{api.url}/articles", params={"cursor": "abc"}), 422, "cursor")
     assert_problem(httpx.get(f"{api.url}/articles", params={"since": "soon"}), 422, "since")
     assert_problem(httpx.get(f"{api.url}/articles", params={"batch": 987654}), 404, "no batch")
     assert_problem(httpx.get(f"{api.url}/articles/abc"), 422)

@@ -8,6 +8,7 @@ them spaCy and numpy).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from functools import cache
@@ -16,8 +17,10 @@ from typing import Any
 from celery import Celery
 from celery.signals import import_modules, worker_process_init, worker_ready, worker_shutdown
 
+from newsflow import queues
 from newsflow.config import Settings
 from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config
+from worker import identity
 
 # One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
 # threads on top of them only fight over the same cores.
@@ -42,8 +45,9 @@ _recovery: list[threading.Event] = []  # set to stop the loop
 
 
 def send(stage: str, article_ids: list[int]) -> None:
-    """One message of article ids to `stage`'s queue."""
-    app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[article_ids])
+    """One message of article ids to `stage`'s queue, naming this worker's database."""
+    database = identity.mine(settings().database_url)
+    app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[article_ids], kwargs={"database": database})
 
 
 @import_modules.connect
@@ -63,15 +67,26 @@ def _warm_up(**_: object) -> None:
 
 
 @worker_ready.connect
-def _start_recovery(**_: object) -> None:
-    """The recovery loop runs in the worker's main process, beside the pool."""
+def _start_recovery(sender: Any = None, **_: object) -> None:
+    """The recovery loop runs in the worker's main process, beside the pool. A worker
+    that starts again starts with a clean slate: its notes of refusing are gone."""
     from worker import recovery
+
+    _clear_notes(getattr(sender, "hostname", None))
 
     if settings().recovery_interval > 0:
         _recovery.append(recovery.start(settings(), send))
 
 
 @worker_shutdown.connect
-def _stop_recovery(**_: object) -> None:
+def _stop_recovery(sender: Any = None, **_: object) -> None:
     for stop in _recovery:
         stop.set()
+    _clear_notes(getattr(sender, "hostname", None))
+
+
+def _clear_notes(hostname: str | None) -> None:
+    """Unsay this worker's notes of being unable to serve: it starts anew or stops."""
+    if hostname:
+        with contextlib.suppress(Exception):  # the broker is away: the note expires by itself
+            queues.clear_problem(queues.redis_client(settings().broker()), hostname)

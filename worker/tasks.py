@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from newsflow import delivery
+from newsflow import delivery, queues
 from newsflow.contract import AFTER_CLEAN, CLEAN, EXTRACT, SUMMARIZE, Stage
-from worker import stages
+from newsflow.db import error_reason
+from worker import identity, stages
 from worker.app import app, send, settings
 
 log = logging.getLogger(__name__)
@@ -35,24 +37,66 @@ def _retry(task: Task, exc: BaseException) -> BaseException:
     delay = min(settings().retry_backoff_max, 2 ** (task.request.retries + 1))
     delay *= random.uniform(0.5, 1.0)
     log.warning("%s: %s; retry %s in %.0f s", task.name, exc, task.request.retries + 1, delay)
+    reason = error_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+    _note(_process(task), f"waits for the database or broker: {reason}")
+    _waiting.add(_process(task))
     time.sleep(delay)
     return task.retry(exc=exc, countdown=0, max_retries=settings().task_max_retries)
 
 
-def _run(task: Task, stage: str, runner: Runner, article_ids: list[int]) -> int:
+def _refuse(task: Task, stage: str, reason: str) -> Reject:
+    """Give the message back to the queue and stop taking the queue's work, loudly: in the
+    log, and in the note `status`, /healthz and the dashboard show."""
+    worker = str(task.request.hostname)
+    log.error("%s: refusing the message (back to the queue) and the %s queue: %s",
+              worker, stage, reason)  # fmt: skip
+    _note(worker, f"refuses the {stage} queue: {reason}", refusing=True)
+    task.app.control.cancel_consumer(stage, destination=[worker])
+    return Reject(reason, requeue=True)
+
+
+def _note(worker: str, reason: str | None, *, refusing: bool = False) -> None:
+    """Say (or with None, unsay) in the broker why this worker cannot serve."""
+    try:
+        client = queues.redis_client(settings().broker())
+        if reason is None:
+            queues.clear_problem(client, worker)
+        else:
+            queues.report_problem(client, worker, reason, refusing=refusing)
+    except Exception:  # the broker is away too: the worker log has it
+        log.debug("could not note the worker's state in the broker", exc_info=True)
+
+
+def _process(task: Task) -> str:
+    return f"{task.request.hostname}:{os.getpid()}"
+
+
+_waiting: set[str] = set()  # processes of this one that noted they wait for a service
+
+
+def _run(
+    task: Task, stage: str, runner: Runner, article_ids: list[int], database: str | None
+) -> int:
     """Run one stage over a chunk; a bug fails the chunk's articles with the reason, visibly,
     instead of leaving them 'processing' forever."""
     config = settings()
     url = config.database_url
     claim = f"{task.request.id}#{task.request.retries}"
     try:
+        if reason := identity.mismatch(url, database):
+            raise _refuse(task, stage, reason)
         result = runner(config, article_ids, (SoftTimeLimitExceeded,), claim)
         for chunk in result.resend:
             send(stage, chunk)
         if stage == Stage.CLEAN:  # also what an earlier try cleaned but could not send on
             for after in AFTER_CLEAN:
                 delivery.dispatch(url, after, article_ids, send, config.chunk_size)
+        if _process(task) in _waiting:
+            _waiting.discard(_process(task))
+            _note(_process(task), None)
         return result.stored
+    except Reject:
+        raise
     except TRANSIENT as exc:
         raise _retry(task, exc) from exc
     except Exception as exc:
@@ -71,15 +115,15 @@ def _run(task: Task, stage: str, runner: Runner, article_ids: list[int]) -> int:
 
 
 @app.task(name=CLEAN, bind=True)
-def clean(self: Task, article_ids: list[int]) -> int:
-    return _run(self, Stage.CLEAN, stages.run_clean, article_ids)
+def clean(self: Task, article_ids: list[int], database: str | None = None) -> int:
+    return _run(self, Stage.CLEAN, stages.run_clean, article_ids, database)
 
 
 @app.task(name=EXTRACT, bind=True)
-def extract(self: Task, article_ids: list[int]) -> int:
-    return _run(self, Stage.EXTRACT, stages.run_extract, article_ids)
+def extract(self: Task, article_ids: list[int], database: str | None = None) -> int:
+    return _run(self, Stage.EXTRACT, stages.run_extract, article_ids, database)
 
 
 @app.task(name=SUMMARIZE, bind=True)
-def summarize(self: Task, article_ids: list[int]) -> int:
-    return _run(self, Stage.SUMMARIZE, stages.run_summarize, article_ids)
+def summarize(self: Task, article_ids: list[int], database: str | None = None) -> int:
+    return _run(self, Stage.SUMMARIZE, stages.run_summarize, article_ids, database)

@@ -5,22 +5,22 @@ blocking database and Redis calls belong."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
 
 from newsflow.config import Settings
 from newsflow.contract import Stage
 from newsflow.record import (
+    MAX_ID,
     ArticlePage,
     ArticleRecord,
     BatchProgress,
@@ -31,15 +31,45 @@ from newsflow.record import (
     Submitted,
 )
 from producer.client import Client
+from producer.json_array import MalformedArray, array_items
 from producer.metrics import NewsflowCollector
-from producer.sources import Record, bounded_lines, from_mapping, line_limit
+from producer.sources import Record, bounded_lines, from_json, line_limit
 from producer.sources import read_jsonl_lines as jsonl_records
-from producer.web.auth import Reader, Writer, client_of
+from producer.web.auth import PROBLEM, Reader, Writer, client_of
+from producer.web.streams import BatchWatch
 
 router = APIRouter()
 JSON, NDJSON = "application/json", "application/x-ndjson"
 SOURCE = "<request>"
-POLL = 0.5  # seconds between two looks at a batch's progress, for its event stream
+
+
+class Problem(BaseModel):
+    """A problem document (RFC 9457): every 4xx and 5xx answer of the API."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str  # what is wrong, and what to change
+
+
+def _problem(description: str) -> dict[str, Any]:
+    schema = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    return {"model": Problem, "description": description, "content": {PROBLEM: schema}}
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: _problem("The body or a parameter is malformed; `detail` says where."),
+    401: _problem("The API token is missing or wrong."),
+    403: _problem("A write sent by another site's page."),
+    404: _problem("No such batch or record."),
+    408: _problem("The request body stalled."),
+    413: _problem("The body is over NEWSFLOW_MAX_REQUEST_BYTES or NEWSFLOW_MAX_RECORDS."),
+    415: _problem("Neither JSON nor JSONL."),
+    422: _problem("A parameter is out of its range or of the wrong type."),
+    429: _problem("This client holds as many event streams as it may."),
+    503: _problem("The database or broker is away (see Retry-After), or the streams are full."),
+}
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="An id this API gave.")]
 
 
 class TooLarge(HTTPException):
@@ -59,6 +89,9 @@ async def submit_batch(
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind not in (JSON, NDJSON):
         raise HTTPException(415, f"send {JSON} (an array of records) or {NDJSON} (one a line)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > client.settings.max_request_bytes:
+        raise _too_large(client.settings.max_request_bytes)  # said before a byte is read
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as body:
         await _spool(request, body, client.settings.max_request_bytes)
         return await run_in_threadpool(_submit, client, body, kind, name)
@@ -70,12 +103,16 @@ async def _spool(request: Request, body: IO[bytes], limit: int) -> None:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLarge(
-                f"the body is over the limit of {limit:,} bytes (NEWSFLOW_MAX_REQUEST_BYTES); "
-                "send the records as several batches"
-            )
+            raise _too_large(limit)
         body.write(chunk)
     body.seek(0)
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(
+        f"the body is over the limit of {limit:,} bytes (NEWSFLOW_MAX_REQUEST_BYTES); "
+        "send the records as several batches"
+    )
 
 
 def _submit(client: Client, body: IO[bytes], kind: str, name: str | None) -> Submitted:
@@ -83,10 +120,11 @@ def _submit(client: Client, body: IO[bytes], kind: str, name: str | None) -> Sub
     return client.submit(records, name=name)
 
 
-def _over_records(settings: Settings, count: int) -> TooLarge:
+def _over_records(settings: Settings, count: int, *, at_least: bool = False) -> TooLarge:
     return TooLarge(
-        f"the body holds {count:,} records, over the limit of {settings.max_records:,} "
-        "records per batch (NEWSFLOW_MAX_RECORDS); send them as several batches"
+        f"the body holds {'more than ' if at_least else ''}{count - at_least:,} records, over "
+        f"the limit of {settings.max_records:,} records per batch (NEWSFLOW_MAX_RECORDS); "
+        "send them as several batches"
     )
 
 
@@ -103,31 +141,33 @@ def _ndjson(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejection]
 
 
 def _array(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejection]:
-    """The records of a JSON array, which is parsed whole: big batches go better as JSONL."""
+    """The records of a JSON array, read as a stream (json_array): checked and counted
+    first, so a malformed or oversized body stores nothing, then parsed item by item."""
+    longest = line_limit(settings.max_article_bytes)
+    count = 0
     try:
-        data = json.load(body)
+        for _ in array_items(body, limit=longest, keep=False):
+            count += 1
+            if count > settings.max_records:
+                raise _over_records(settings, count, at_least=True)
     except UnicodeDecodeError as exc:
         raise HTTPException(400, f"the body is not UTF-8 (at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise HTTPException(
-            400, f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except (RecursionError, ValueError) as exc:
-        raise HTTPException(400, f"the body is unreadable JSON: {exc}") from None
-    if not isinstance(data, list):
-        raise HTTPException(
-            400, f"expected a JSON array of records, got {type(data).__name__}; send "
-            f"[{{\"text\": ...}}, ...] or {NDJSON}"
-        )  # fmt: skip
-    if not data:
+    except MalformedArray as exc:
+        raise HTTPException(400, f"the body is not JSON (an array of records): {exc}") from None
+    if count == 0:
         raise HTTPException(400, "the body holds no records: the array is empty")
-    if len(data) > settings.max_records:
-        raise _over_records(settings, len(data))
+    body.seek(0)
+    return _array_records(body, settings)
+
+
+def _array_records(body: IO[bytes], settings: Settings) -> Iterator[Record | Rejection]:
+    longest = line_limit(settings.max_article_bytes)
     limit = settings.max_article_bytes
-    return (
-        from_mapping(item, source=SOURCE, line=index, limit=limit)
-        for index, item in enumerate(data, start=1)
-    )
+    for index, raw in enumerate(array_items(body, limit=longest), start=1):
+        if raw is None:
+            yield Rejection.at(SOURCE, index, f"record is over the size limit of {longest:,} bytes")
+        else:
+            yield from_json(raw, source=SOURCE, line=index, limit=limit)
 
 
 def _batch(client: Client, batch_id: int) -> BatchProgress:
@@ -141,34 +181,36 @@ def list_batches(client: Reader) -> list[BatchProgress]:
 
 
 @router.get("/batches/{batch_id}", tags=["batches"])
-def get_batch(batch_id: int, client: Reader) -> BatchProgress:
+def get_batch(batch_id: Id, client: Reader) -> BatchProgress:
     return _batch(client, batch_id)
 
 
 @router.get("/batches/{batch_id}/events", tags=["batches"], response_class=EventSourceResponse)
-async def batch_events(batch_id: int, client: Reader) -> EventSourceResponse:
+async def batch_events(batch_id: Id, request: Request, client: Reader) -> EventSourceResponse:
     """Server-Sent Events: a `progress` event whenever the batch's figures change, then
-    one `finished` event when every article is done or failed, and the stream ends."""
+    one `finished` event when every article is done or failed, and the stream ends. One
+    poll serves every stream of a batch; streams are capped in all (503) and per client
+    address (429)."""
+    watch: BatchWatch = request.app.state.streams
+    peer = request.client.host if request.client else "?"
     first = await run_in_threadpool(_batch, client, batch_id)
+    watch.admit(peer)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        progress, last = first, None
-        while True:
-            if progress != last:
+        try:
+            async for progress in watch.follow(batch_id, first):
                 yield {"event": "progress", "data": progress.model_dump_json()}
-                last = progress
-            if progress.finished:
-                yield {"event": "finished", "data": progress.model_dump_json()}
-                return
-            await asyncio.sleep(POLL)
-            progress = await run_in_threadpool(_batch, client, batch_id)
+                if progress.finished:
+                    yield {"event": "finished", "data": progress.model_dump_json()}
+        finally:
+            watch.leave(peer)
 
     return EventSourceResponse(events(), ping=15)
 
 
 @router.post("/batches/{batch_id}/requeue", tags=["batches"])
 def requeue_batch(
-    batch_id: int,
+    batch_id: Id,
     client: Writer,
     stage: Stage | None = None,
     failed: Annotated[bool, Query(description="Also retry failed stages.")] = False,
@@ -177,14 +219,6 @@ def requeue_batch(
     """Send again what of the batch has no live message; says what it skipped and why."""
     found = client.requeue(batch_id=batch_id, stage=stage, failed=failed, force=force)
     return {"sent": found.sent, "skipped": found.skipped}
-
-
-def _cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit():
-        raise HTTPException(400, f"cursor {cursor!r} is not one this API gave (next_cursor)")
-    return int(cursor)
 
 
 def _query_name(field: str) -> str:
@@ -196,8 +230,17 @@ class ArticleQuery(Filters):
 
     model_config = ConfigDict(alias_generator=_query_name)
 
-    cursor: str | None = Field(None, max_length=20, description="A `next_cursor` given.")
-    limit: int = Field(50, ge=1, le=500, description="Rows per page.")
+    cursor: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,10}$", description="A `next_cursor` this API gave."
+    )
+    limit: int = Field(default=50, ge=1, le=500, description="Rows per page.")
+
+    @field_validator("cursor")
+    @classmethod
+    def _an_id(cls, cursor: str | None) -> str | None:
+        if cursor is not None and int(cursor) > MAX_ID:
+            raise ValueError("not a cursor this API gave (next_cursor)")
+        return cursor
 
     def filters(self) -> Filters:
         return Filters.model_validate(self.model_dump(include=set(Filters.model_fields)))
@@ -208,12 +251,13 @@ def list_articles(client: Reader, query: Annotated[ArticleQuery, Query()]) -> Ar
     """Records (one per submission) matching every filter given, a page at a time: pass
     `next_cursor` back as `cursor` for the next page. Pages stay stable while records are
     added. `external_id` finds what you submitted under your own id."""
-    items, after = client.rows(query.filters(), after=_cursor(query.cursor), limit=query.limit)
+    start = int(query.cursor or 0)
+    items, after = client.rows(query.filters(), after=start, limit=query.limit)
     return ArticlePage(items=items, next_cursor=None if after is None else str(after))
 
 
 @router.get("/articles/{article_id}", tags=["articles"])
-def get_article(article_id: int, client: Reader) -> ArticleRecord:
+def get_article(article_id: Id, client: Reader) -> ArticleRecord:
     """The output record of a submission."""
     return client.record(article_id)
 
@@ -221,7 +265,7 @@ def get_article(article_id: int, client: Reader) -> ArticleRecord:
 @router.get("/entities", tags=["articles"])
 def top_entities(
     client: Reader,
-    batch: int | None = None,
+    batch: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     label: Annotated[str | None, Query(max_length=20)] = None,
     top: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> list[EntityCount]:
@@ -239,9 +283,10 @@ def service_status(client: Reader) -> ServiceStatus:
 @router.get("/healthz", tags=["service"])
 def health(request: Request) -> Response:
     """200 when the database and the broker answer, else 503 with what is wrong; open to
-    load balancers whatever NEWSFLOW_API_GUARD_READS says."""
+    load balancers whatever NEWSFLOW_API_GUARD_READS says. `workers` names the workers
+    that cannot serve, and why, without failing the check (the API itself is fine)."""
     checks = client_of(request).health()
-    healthy = all(v == "ok" for v in checks.values())
+    healthy = checks["database"] == checks["broker"] == "ok"  # a worker's trouble is not ours
     return Response(json.dumps(checks), status_code=200 if healthy else 503,
                     media_type=JSON)  # fmt: skip
 

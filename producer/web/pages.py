@@ -47,6 +47,12 @@ def overview(request: Request, client: Reader) -> HTMLResponse:
     return _page(request, "overview.html", report=report, batches=batches, per_minute=per_minute)
 
 
+@router.get("/docs", response_class=HTMLResponse)
+def docs(request: Request, _: Reader) -> HTMLResponse:
+    """Swagger UI for the OpenAPI document, from its package, under the pages' policy."""
+    return _page(request, "docs.html")
+
+
 @router.get("/view/batches/{batch_id}", response_class=HTMLResponse)
 def batch_page(
     request: Request, batch_id: int, client: Reader, status: Status | None = None
