@@ -56,14 +56,17 @@ def sender_of(settings: Settings) -> Callable[[str, list[int]], None]:
     database they are in (its identity, which the worker checks); an unreachable broker
     raises ServiceUnavailable naming it."""
     app = sender(settings)
-    database = db.identity(settings.database_url)
+    database: list[str | None] = []  # read at the first send, when the database has just
+    # been written to: a database that is away fails the write first, with its own message
 
     def send(stage: str, article_ids: list[int]) -> None:
+        if not database:
+            database.append(db.identity(settings.database_url))
         try:
             app.send_task(
                 TASK_FOR_STAGE[Stage(stage)],
                 args=[list(article_ids)],
-                kwargs={"database": database},
+                kwargs={"database": database[0]},
             )
         except Exception as exc:  # kombu raises several types for one cause: no broker
             raise unreachable(settings, exc) from exc

@@ -6,6 +6,7 @@ blocking database and Redis calls belong."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated, Any
@@ -90,7 +91,7 @@ async def submit_batch(
     if kind not in (JSON, NDJSON):
         raise HTTPException(415, f"send {JSON} (an array of records) or {NDJSON} (one a line)")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > client.settings.max_request_bytes:
+    if re.fullmatch(r"[0-9]{1,30}", declared) and int(declared) > client.settings.max_request_bytes:
         raise _too_large(client.settings.max_request_bytes)  # said before a byte is read
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as body:
         await _spool(request, body, client.settings.max_request_bytes)
