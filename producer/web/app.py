@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyDeadline, seconds=settings.api_body_timeout)
     hosts = allowed_hosts(settings.api_allowed_hosts, "127.0.0.1")
     app.add_middleware(AllowedHosts, hosts=hosts)
+    quiet_accept_errors()  # here too: with --workers N each process builds its own app
     return app
 
 

@@ -226,7 +226,10 @@ class OncePerMinute(logging.Filter):
 
 
 def quiet_accept_errors() -> None:
-    logging.getLogger("asyncio").addFilter(OncePerMinute("out of system resource"))
+    """Install the filter on asyncio's logger, once per process (each server process)."""
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, OncePerMinute) for f in asyncio_log.filters):
+        asyncio_log.addFilter(OncePerMinute("out of system resource"))
 
 
 def connection_cap(wanted: int) -> int:
