@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -231,9 +232,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(settings: Settings, log: Path, **env_overrides: str) -> Iterator[Server]:
+def serving(
+    settings: Settings, log: Path, *, file_limit: int | None = None, **env_overrides: str
+) -> Iterator[Server]:
     """`newsflow serve` on a free port of 127.0.0.1 for `settings`' database and broker,
-    with the API token TOKEN; stopped afterwards."""
+    with the API token TOKEN (and at most `file_limit` open files); stopped afterwards."""
     port = free_port()
     env = {
         **os.environ,
@@ -243,9 +246,15 @@ def serving(settings: Settings, log: Path, **env_overrides: str) -> Iterator[Ser
         **env_overrides,
     }
     command = [sys.executable, "-m", "producer.cli", "serve", "--port", str(port)]
+
+    def limit_files() -> None:
+        if file_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, file_limit))
+
     process = subprocess.Popen(
-        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
-    )
+        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True, preexec_fn=limit_files,
+    )  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + 60

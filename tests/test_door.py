@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import resource
 import socket
 import subprocess
 import sys
@@ -23,7 +21,7 @@ import pytest
 from newsflow.record import BatchProgress
 from producer.json_array import MalformedArray, array_items
 from producer.web.streams import BatchWatch, TooManyStreams
-from tests.conftest import TOKEN, Server, Stack, free_port, serving, stop
+from tests.conftest import TOKEN, Server, Stack, serving
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -92,6 +90,15 @@ def door(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         yield server
 
 
+def post_started(port: int, *, length: int) -> socket.socket:
+    """A POST /batches that announces `length` bytes of body and sends one."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"POST /batches HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                 + TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {length}\r\n\r\n[".encode())  # fmt: skip
+    return sock
+
+
 def answer_of(sock: socket.socket) -> bytes:
     """A whole HTTP answer read from `sock` (headers, then Content-Length bytes of body)."""
     sock.settimeout(10)
@@ -115,18 +122,10 @@ def test_slow_headers_stalled_bodies_and_huge_lengths_are_cut_off(door: Server) 
     assert slow.recv(100) == b"", "the server closes a connection whose headers never end"
     assert time.monotonic() - started < 5
 
-    huge = socket.create_connection(("127.0.0.1", port))
-    huge.sendall(b"POST /batches HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-                 + TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 10000000000\r\n\r\n[")  # fmt: skip
-    answer = answer_of(huge)
+    answer = answer_of(post_started(port, length=10_000_000_000))
     assert b" 413 " in answer.split(b"\r\n")[0] and b"NEWSFLOW_MAX_REQUEST_BYTES" in answer
 
-    stalled = socket.create_connection(("127.0.0.1", port))
-    stalled.sendall(b"POST /batches HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-                    + TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 1000\r\n\r\n[")  # fmt: skip
-    answer = answer_of(stalled)
+    answer = answer_of(post_started(port, length=1000))
     assert b" 408 " in answer.split(b"\r\n")[0] and b"NEWSFLOW_API_BODY_TIMEOUT" in answer
     assert httpx.get(f"{door.url}/healthz").status_code == 200
 
@@ -206,46 +205,26 @@ def test_idle_sockets_past_the_file_limit_leave_the_server_answering(
 ) -> None:
     """1,100 idle sockets against a server under a 1,024 file limit (issue: /healthz took
     16.8 s and the log grew by 52 MB in 30 s)."""
-    port, log = free_port(), tmp_path / "capped.log"
-    env = {**os.environ, "NEWSFLOW_DATABASE_URL": stack.settings.database_url,
-           "NEWSFLOW_BROKER_URL": stack.settings.broker(), "NEWSFLOW_API_TOKEN": TOKEN,
-           "NEWSFLOW_API_HEADER_TIMEOUT": "3"}  # fmt: skip
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "serve", "--port", str(port)], env=env,
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, preexec_fn=limit,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "capped.log"
     idle: list[socket.socket] = []
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(0.2)
-        for _ in range(1100):
-            idle.append(socket.create_connection(("127.0.0.1", port)))
-        started = time.monotonic()
-        while True:  # the cap refuses some at once, the header deadline frees the rest
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() - started < 10, "healthz did not answer within 10 s"
-        assert log.stat().st_size < 20_000, log.read_text()[-2000:]
-        assert "Too many open files" not in log.read_text()
-    finally:
-        for sock in idle:
-            sock.close()
-        stop(process, grace=10)
+    with serving(stack.settings, log, file_limit=1024, NEWSFLOW_API_HEADER_TIMEOUT="3") as server:
+        url, port = server.url, int(server.url.rsplit(":", 1)[1])
+        try:
+            for _ in range(1100):
+                idle.append(socket.create_connection(("127.0.0.1", port)))
+            started = time.monotonic()
+            while True:  # the cap refuses some at once, the header deadline frees the rest
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() - started < 10, "healthz did not answer within 10 s"
+            assert log.stat().st_size < 20_000, log.read_text()[-2000:]
+            assert "Too many open files" not in log.read_text()
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 def test_schemathesis_finds_no_server_error_and_answers_as_documented(door: Server) -> None:

@@ -105,20 +105,9 @@ CREATE TRIGGER nf_disk_full BEFORE UPDATE ON stages FOR EACH ROW
 """
 
 
-@pytest.fixture
-def postgres_bare(embedded_redis: str, tmp_path: Path) -> Iterator[Stack]:
-    for url in fresh_database("postgres", tmp_path):
-        built = make_stack(url, fresh_redis_url(embedded_redis), tmp_path)
-        try:
-            yield built
-        finally:
-            built.stop_worker()
-
-
-def test_a_database_that_cannot_write_shows_its_reason_and_the_stall(
-    postgres_bare: Stack,
-) -> None:
-    stack, url = postgres_bare, postgres_bare.settings.database_url
+@pytest.mark.parametrize("bare", ["postgres"], indirect=True)  # its errors are PostgreSQL's
+def test_a_database_that_cannot_write_shows_its_reason_and_the_stall(bare: Stack) -> None:
+    stack, url = bare, bare.settings.database_url
     watcher = Client(stack.settings.model_copy(update={"visibility_timeout": 3}))
     with db.get_engine(url).begin() as connection:
         connection.execute(text(FULL))
