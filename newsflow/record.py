@@ -10,7 +10,7 @@ text (the content hash) and computed once.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -330,10 +330,6 @@ class Filters(BaseModel):
             year, month, day = [*value.split("-"), "01", "01"][:3]
             date(int(year), int(month), int(day))  # raises ValueError for a date that is none
         return value
-
-    def given(self) -> dict[str, Any]:
-        """The filters set, by field name."""
-        return self.model_dump(exclude_none=True)
 
 
 NO_FILTERS = Filters()  # every record

@@ -174,28 +174,38 @@ def finished_since(session: Session, since: datetime, batch_id: int | None = Non
     return int(session.execute(query).scalar_one())
 
 
+def _quiet(batch_id: int, older_than: float) -> Any:
+    """Stage rows of a batch's contents, unfinished, with no sign of life for `older_than` s."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    return (
+        col(StageRow.article_id).in_(batch_members(batch_id))
+        & col(StageRow.status).in_((QUEUED, RUNNING))
+        & (col(StageRow.updated_at) < cutoff)
+    )
+
+
+def _first_record(batch_id: int | None = None) -> Any:
+    """The first record (submission) of the stage row's content, in `batch_id` if given."""
+    first = aliased(BatchArticle)
+    query = select_columns(func.min(col(first.id))).where(
+        col(first.article_id) == col(StageRow.article_id)
+    )
+    if batch_id is not None:
+        query = query.where(col(first.batch_id) == batch_id)
+    return query.scalar_subquery()
+
+
 def stalled(session: Session, batch_id: int, *, older_than: float, limit: int = 10) -> list[Stall]:
     """Unfinished stage rows of a batch with no sign of life for `older_than` seconds."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-    mine = aliased(BatchArticle)
-    record = (
-        select_columns(func.min(col(mine.id)))
-        .where(col(mine.article_id) == col(StageRow.article_id), col(mine.batch_id) == batch_id)
-        .scalar_subquery()
-    )
     query = (
         select_columns(
-            record.label("record_id"),
+            _first_record(batch_id).label("record_id"),
             col(StageRow.article_id),
             col(StageRow.stage),
             col(StageRow.status),
             col(StageRow.updated_at),
         )
-        .where(
-            col(StageRow.article_id).in_(batch_members(batch_id)),
-            col(StageRow.status).in_((QUEUED, RUNNING)),
-            col(StageRow.updated_at) < cutoff,
-        )
+        .where(_quiet(batch_id, older_than))
         .order_by(col(StageRow.updated_at))
         .limit(limit)
     )
@@ -214,12 +224,8 @@ def stalled(session: Session, batch_id: int, *, older_than: float, limit: int = 
 def stalled_count(session: Session, batch_id: int, *, older_than: float) -> int:
     """Contents of a batch with unfinished work that showed no sign of life for
     `older_than` seconds."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-    query = select_columns(func.count(func.distinct(col(StageRow.article_id)))).where(
-        col(StageRow.article_id).in_(batch_members(batch_id)),
-        col(StageRow.status).in_((QUEUED, RUNNING)),
-        col(StageRow.updated_at) < cutoff,
-    )
+    counted = func.count(func.distinct(col(StageRow.article_id)))
+    query = select_columns(counted).where(_quiet(batch_id, older_than))
     return int(session.execute(query).scalar_one())
 
 
@@ -240,15 +246,9 @@ def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[Failure]:
     """The latest failed stages, each with the first record (submission) of its content."""
-    first = aliased(BatchArticle)
-    first_record = (
-        select_columns(func.min(col(first.id)))
-        .where(col(first.article_id) == col(StageRow.article_id))
-        .scalar_subquery()
-    )
     query = (
         select_columns(
-            first_record.label("record_id"),
+            _first_record().label("record_id"),
             col(StageRow.article_id),
             col(Article.batch_id),
             col(StageRow.stage),

@@ -38,8 +38,9 @@ def _retry(task: Task, exc: BaseException) -> BaseException:
     delay *= random.uniform(0.5, 1.0)
     log.warning("%s: %s; retry %s in %.0f s", task.name, exc, task.request.retries + 1, delay)
     reason = error_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+    global _waiting
     _note(_process(task), f"waits for the database or broker: {reason}")
-    _waiting.add(_process(task))
+    _waiting = True
     time.sleep(delay)
     return task.retry(exc=exc, countdown=0, max_retries=settings().task_max_retries)
 
@@ -71,7 +72,7 @@ def _process(task: Task) -> str:
     return f"{task.request.hostname}:{os.getpid()}"
 
 
-_waiting: set[str] = set()  # processes of this one that noted they wait for a service
+_waiting = False  # this process has noted in the broker that it waits for a service
 
 
 def _run(
@@ -79,6 +80,7 @@ def _run(
 ) -> int:
     """Run one stage over a chunk; a bug fails the chunk's articles with the reason, visibly,
     instead of leaving them 'processing' forever."""
+    global _waiting
     config = settings()
     url = config.database_url
     claim = f"{task.request.id}#{task.request.retries}"
@@ -91,8 +93,8 @@ def _run(
         if stage == Stage.CLEAN:  # also what an earlier try cleaned but could not send on
             for after in AFTER_CLEAN:
                 delivery.dispatch(url, after, article_ids, send, config.chunk_size)
-        if _process(task) in _waiting:
-            _waiting.discard(_process(task))
+        if _waiting:  # the cause has passed: unsay the note
+            _waiting = False
             _note(_process(task), None)
         return result.stored
     except Reject:
