@@ -21,7 +21,8 @@ from sqlalchemy import ColumnElement, and_, exists, literal, or_, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED, FINISHED, QUEUED, RUNNING, STAGES, Stage
+from newsflow import tallies
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, STAGES, Stage
 from newsflow.db import insert, session_scope
 from newsflow.models import Article, BatchArticle, StageRow, utcnow
 
@@ -184,7 +185,7 @@ def reopen(
     lost: dict[str, list[int]] = {}
     rows = session.execute(
         select_columns(col(StageRow.stage), col(StageRow.article_id), col(StageRow.status), quiet)
-        .where(scope, col(StageRow.status).not_in(FINISHED))
+        .where(scope, col(StageRow.status).in_((QUEUED, RUNNING, FAILED)))  # the index's terms
         .order_by(col(StageRow.stage), col(StageRow.article_id))
     )
     for name, article_id, status, is_quiet in rows:
@@ -203,6 +204,7 @@ def reopen(
                 .returning(col(StageRow.article_id))
             )
             result.ids.setdefault(name, []).extend(reopened.scalars())
+    tallies.settle(session, {i for ids in result.ids.values() for i in ids})
     return result
 
 

@@ -63,6 +63,11 @@ class BatchArticle(SQLModel, table=True):
     copy)."""
 
     __tablename__ = "batch_articles"
+    __table_args__ = (
+        Index("ix_batch_articles_status", "status", "id"),
+        Index("ix_batch_articles_batch_status", "batch_id", "status", "id"),
+        Index("ix_batch_articles_batch_finished", "batch_id", "finished_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="batches.id", index=True)
@@ -73,16 +78,21 @@ class BatchArticle(SQLModel, table=True):
     title: str | None = None
     published: str | None = None
     origin: str | None = None  # the record's own "source" field (a site or feed name)
+    # Its content's status, kept by newsflow.tallies with every change of a stage row, so
+    # that a listing filters by status and a batch counts by it through an index.
+    status: str = Field(default="queued", max_length=16)
+    finished_at: datetime | None = None  # when its content last became done or failed
 
 
 class StageRow(SQLModel, table=True):
     """One stage of one article: status, error, timing and the pipeline that ran it."""
 
     __tablename__ = "stages"
+    __table_args__ = (Index("ix_stages_status_updated", "status", "updated_at"),)
 
     article_id: int = Field(foreign_key="articles.id", primary_key=True)
     stage: str = Field(primary_key=True, max_length=16)
-    status: str = Field(max_length=16, index=True)
+    status: str = Field(max_length=16)
     error: str | None = Field(default=None, sa_column=Column(Text))
     seconds: float | None = None
     attempts: int = 0  # runs that died unfinished since the stage last finished
@@ -91,7 +101,7 @@ class StageRow(SQLModel, table=True):
     sent_at: datetime | None = None  # when a message for it was last sent (None: never)
     version: str | None = None
     model: str | None = None
-    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Entity(SQLModel, table=True):
@@ -145,6 +155,50 @@ class SummarySentence(SQLModel, table=True):
     start: int
     end: int
     text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class EntityKey(SQLModel, table=True):
+    """A name an article's entity answers to, casefolded: its canonical name, each run of
+    its words from either end ("xi" and "jinping" of "Xi Jinping") and every mention's
+    text. The entity filter is one lookup here (newsflow.tallies.entity_keys)."""
+
+    __tablename__ = "entity_keys"
+
+    key: str = Field(primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", primary_key=True, index=True)
+
+
+class Count(SQLModel, table=True):
+    """A count kept as the data changes (newsflow.tallies), per batch (batch 0: all of
+    them): `kind` "status" counts submissions per status, "language" contents per
+    detected language ("?" while unknown)."""
+
+    __tablename__ = "counts"
+
+    batch_id: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=32)
+    n: int = 0
+
+
+class EntityTally(SQLModel, table=True):
+    """An entity's standing per batch (batch 0: all), kept by the extract stage and by
+    submits of contents already extracted: the submissions that name it, the distinct
+    contents, their mentions and the sum of their salience."""
+
+    __tablename__ = "entity_counts"
+    __table_args__ = (
+        Index("ix_entity_counts_top", "batch_id", "articles", "mentions"),
+        Index("ix_entity_counts_label_top", "batch_id", "label", "articles", "mentions"),
+    )
+
+    batch_id: int = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    label: str = Field(primary_key=True, max_length=16)
+    articles: int = 0
+    contents: int = 0
+    mentions: int = 0
+    salience: float = 0.0
 
 
 class DatabaseIdentity(SQLModel, table=True):

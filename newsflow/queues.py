@@ -106,16 +106,7 @@ def clear_problem(client: redis.Redis, worker: str) -> None:
 
 def problems(client: redis.Redis) -> list[dict[str, Any]]:
     """Every worker's note that it cannot serve, oldest first."""
-    keys = sorted(client.scan_iter(match=PROBLEMS + "*", count=1000))
-    notes = []
-    for raw in client.mget(keys) if keys else []:
-        if raw is None:
-            continue
-        try:
-            notes.append(json.loads(raw))
-        except ValueError:
-            continue
-    return sorted(notes, key=lambda note: str(note.get("since")))
+    return sorted(_notes(client, PROBLEMS), key=lambda note: str(note.get("since")))
 
 
 def _since(raw: Any) -> str | None:
@@ -123,3 +114,36 @@ def _since(raw: Any) -> str | None:
         return str(json.loads(raw)["since"]) if raw else None
     except (ValueError, KeyError, TypeError):
         return None
+
+
+WORKERS = "newsflow:worker:"  # + the worker's name: its last heartbeat, a JSON note
+HEARTBEAT = 5.0  # seconds between a worker's heartbeats
+HEARTBEAT_TTL = 20  # a note outlives a killed worker by at most this
+
+
+def beat(client: redis.Redis, note: dict[str, Any]) -> None:
+    """Say that a worker is alive and what it does (note["name"] names it)."""
+    note = {**note, "last_seen": datetime.now(UTC).isoformat(timespec="seconds")}
+    client.set(WORKERS + note["name"], json.dumps(note), ex=HEARTBEAT_TTL)
+
+
+def forget_worker(client: redis.Redis, name: str) -> None:
+    client.delete(WORKERS + name)
+
+
+def workers(client: redis.Redis) -> list[dict[str, Any]]:
+    """The workers whose last heartbeat is recent, by name: no broadcast, no waiting."""
+    return sorted(_notes(client, WORKERS), key=lambda note: str(note.get("name")))
+
+
+def _notes(client: redis.Redis, prefix: str) -> list[dict[str, Any]]:
+    keys = sorted(client.scan_iter(match=prefix + "*", count=1000))
+    notes = []
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:  # gone since the scan
+            continue
+        try:
+            notes.append(json.loads(raw))
+        except ValueError:
+            continue
+    return notes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -90,25 +89,14 @@ def live_ids(settings: Settings) -> dict[str, set[int]]:
         raise unreachable(settings, exc) from exc
 
 
-def workers(settings: Settings, timeout: float = 1.0) -> list[dict[str, Any]]:
-    """Workers that answered a broadcast just now: name, host, concurrency, active tasks,
-    uptime, and when they answered (their last sign of life)."""
-    inspect = sender(settings).control.inspect(timeout=timeout)
-    stats = inspect.stats() or {}
-    active = inspect.active() or {}
-    seen = datetime.now(UTC).isoformat(timespec="seconds")
-    return [
-        {
-            "name": name,
-            "host": name.partition("@")[2] or name,
-            "concurrency": info.get("pool", {}).get("max-concurrency"),
-            "active": len(active.get(name, [])),
-            "processed": sum(info.get("total", {}).values()),
-            "uptime_s": info.get("uptime"),
-            "last_seen": seen,
-        }
-        for name, info in sorted(stats.items())
-    ]
+def workers(settings: Settings) -> list[dict[str, Any]]:
+    """The workers alive, from their heartbeats (every few seconds, see queues.beat): name,
+    host, concurrency, active tasks, processed, uptime and when they last beat. Reading
+    them waits for no worker."""
+    try:
+        return queues.workers(redis_client(settings.broker()))
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(settings, exc) from exc
 
 
 def problems(settings: Settings) -> list[dict[str, Any]]:

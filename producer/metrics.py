@@ -56,7 +56,7 @@ class NewsflowCollector(Collector):
             for queue, depth in broker.queue_depths(self.settings).items():
                 ready.add_metric([queue], depth["ready"])
                 unacked.add_metric([queue], depth["unacked"])
-            workers.add_metric([], len(broker.workers(self.settings, timeout=0.5)))
+            workers.add_metric([], len(broker.workers(self.settings)))
             up.add_metric([], 1)
         except ServiceUnavailable:
             up.add_metric([], 0)

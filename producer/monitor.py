@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func
+from sqlalchemy import func
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from newsflow import tallies
 from newsflow.config import Settings, mask_url
-from newsflow.contract import (
-    ARTICLE_STATUSES,
-    DONE,
-    FAILED,
-    FINISHED,
-    QUEUED,
-    REQUIRED,
-    RUNNING,
-    STAGES,
-    Stage,
-    Status,
-)
+from newsflow.contract import ARTICLE_STATUSES, FAILED, QUEUED, RUNNING, Stage, Status
 from newsflow.db import read_scope
-from newsflow.delivery import batch_members
 from newsflow.errors import NotFound, ServiceUnavailable
-from newsflow.models import Article, Batch, BatchArticle, StageRow
+from newsflow.models import Article, Batch, BatchArticle, Count, StageRow
 from newsflow.record import (
     BatchProgress,
     BrokerState,
@@ -42,76 +30,17 @@ from newsflow.record import (
 from producer import broker
 
 
-def _counts() -> tuple[Any, Any, Any]:
-    """Per article: its failed stage rows, its finished (done or skipped) rows of the stages
-    it needs, and its started (finished or processing) rows."""
-
-    def count(*statuses: str, stages: tuple[str, ...] = STAGES) -> Any:
-        chosen = col(StageRow.status).in_(statuses) & col(StageRow.stage).in_(stages)
-        return func.sum(case((chosen, 1), else_=0))
-
-    return count(FAILED), count(*FINISHED, stages=REQUIRED), count(*FINISHED, RUNNING)
-
-
-def status_rule(failed: Any, done: Any, started: Any) -> Any:
-    """The article status from its stage counts, the one place it is decided: failed if a
-    stage failed, done when every stage it needs is finished, queued while none has
-    started."""
-    return case(
-        (failed > 0, FAILED),
-        (done >= len(REQUIRED), DONE),
-        (started > 0, RUNNING),
-        else_=QUEUED,
-    )
-
-
-def article_status() -> Any:
-    """A subquery of (article_id, status), the status derived from the article's stages."""
-    return (
-        select(col(Article.id).label("article_id"), status_rule(*_counts()).label("status"))
-        .outerjoin(StageRow, col(StageRow.article_id) == col(Article.id))
-        .group_by(col(Article.id))
-        .subquery()
-    )
-
-
-_STATUSES = (
-    select_columns(col(StageRow.article_id), status_rule(*_counts()))
-    .where(col(StageRow.article_id).in_(bindparam("ids", expanding=True)))
-    .group_by(col(StageRow.article_id))
-)
-
-
-def statuses_of(session: Session, ids: Sequence[int]) -> dict[int, str]:
-    """The status of each of these articles (one without stage rows yet is queued), read
-    from their own stage rows only."""
-    found: dict[int, str] = dict(session.execute(_STATUSES, {"ids": list(ids)}).tuples().all())
-    return {i: found.get(i, QUEUED) for i in ids}
-
-
-def _submission_counts(session: Session, batch_id: int | None) -> dict[int, Any]:
-    """Per batch: its submissions, and how many of them are queued, processing, done, failed."""
-    per_submission = (
-        select_columns(
-            col(BatchArticle.batch_id),
-            col(BatchArticle.id),
-            status_rule(*_counts()).label("status"),
-        )
-        .outerjoin(StageRow, col(StageRow.article_id) == col(BatchArticle.article_id))
-        .group_by(col(BatchArticle.batch_id), col(BatchArticle.id))
+def _status_counts(session: Session, batch_id: int | None) -> dict[int, dict[str, int]]:
+    """Per batch: its submissions per status (kept counts, see newsflow.tallies)."""
+    query = select_columns(col(Count.batch_id), col(Count.key), col(Count.n)).where(
+        col(Count.kind) == tallies.STATUS
     )
     if batch_id is not None:
-        per_submission = per_submission.where(col(BatchArticle.batch_id) == batch_id)
-    sub = per_submission.subquery()
-    counts = select_columns(
-        sub.c.batch_id,
-        func.count().label("total"),
-        *(
-            func.sum(case((sub.c.status == name, 1), else_=0)).label(name)
-            for name in ARTICLE_STATUSES
-        ),
-    ).group_by(sub.c.batch_id)
-    return {row.batch_id: row for row in session.execute(counts)}
+        query = query.where(col(Count.batch_id) == batch_id)
+    counts: dict[int, dict[str, int]] = {}
+    for batch, key, n in session.execute(query):
+        counts.setdefault(batch, {})[key] = n
+    return counts
 
 
 def batch_progress(
@@ -119,7 +48,7 @@ def batch_progress(
 ) -> list[BatchProgress]:
     """Every batch (or one): its submissions by status and, with `rates`, articles per
     minute over the last 1 and 5 minutes and an ETA. An unknown batch raises NotFound."""
-    by_batch = _submission_counts(session, batch_id)
+    by_batch = _status_counts(session, batch_id)
     batches = select(Batch).order_by(col(Batch.id))
     if batch_id is not None:
         batches = batches.where(col(Batch.id) == batch_id)
@@ -127,8 +56,8 @@ def batch_progress(
     now = datetime.now(UTC)
     for batch in session.execute(batches).scalars():
         assert batch.id is not None
-        row = by_batch.get(batch.id)
-        counts = {s.value: int(getattr(row, s.value) or 0) if row else 0 for s in ARTICLE_STATUSES}
+        kept = by_batch.get(batch.id, {})
+        counts = {s.value: kept.get(s.value, 0) for s in ARTICLE_STATUSES}
         left = counts[QUEUED] + counts[RUNNING]
         per_minute: dict[int, float | None] = {1: None, 5: None}
         if rates:
@@ -145,7 +74,7 @@ def batch_progress(
                 id=batch.id,
                 name=batch.name,
                 created_at=batch.created_at.isoformat(timespec="seconds"),
-                total=row.total if row else 0,
+                total=sum(counts.values()),
                 **counts,
                 duplicates=batch.duplicates,
                 rejected=batch.rejected,
@@ -159,26 +88,22 @@ def batch_progress(
     return result
 
 
-def finished_since(session: Session, since: datetime, batch_id: int | None = None) -> int:
-    """Articles whose last stage finished after `since` (done or failed)."""
-    last = (
-        select_columns(col(StageRow.article_id), func.max(col(StageRow.updated_at)).label("at"))
-        .where(col(StageRow.status).in_((*FINISHED, FAILED)), col(StageRow.stage).in_(REQUIRED))
-        .group_by(col(StageRow.article_id))
-        .having(func.count() >= len(REQUIRED))
+def finished_since(session: Session, since: datetime, batch_id: int) -> int:
+    """Submissions of a batch whose content became done or failed after `since`."""
+    query = select_columns(func.count()).where(
+        col(BatchArticle.batch_id) == batch_id, col(BatchArticle.finished_at) >= since
     )
-    if batch_id is not None:
-        last = last.where(col(StageRow.article_id).in_(batch_members(batch_id)))
-    sub = last.subquery()
-    query = select_columns(func.count()).select_from(sub).where(sub.c.at >= since)
     return int(session.execute(query).scalar_one())
 
 
 def _quiet(batch_id: int, older_than: float) -> Any:
     """Stage rows of a batch's contents, unfinished, with no sign of life for `older_than` s."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    unfinished = select(col(BatchArticle.article_id)).where(
+        col(BatchArticle.batch_id) == batch_id, col(BatchArticle.status).in_((QUEUED, RUNNING))
+    )
     return (
-        col(StageRow.article_id).in_(batch_members(batch_id))
+        col(StageRow.article_id).in_(unfinished)
         & col(StageRow.status).in_((QUEUED, RUNNING))
         & (col(StageRow.updated_at) < cutoff)
     )
@@ -245,10 +170,11 @@ def stall_reason(
 def recent_failures(
     session: Session, *, batch_id: int | None = None, limit: int = 10
 ) -> list[Failure]:
-    """The latest failed stages, each with the first record (submission) of its content."""
+    """The latest failed stages, each with the first record (submission) of its content
+    (in the batch, when one is given)."""
     query = (
         select_columns(
-            _first_record().label("record_id"),
+            _first_record(batch_id).label("record_id"),
             col(StageRow.article_id),
             col(Article.batch_id),
             col(StageRow.stage),
@@ -258,8 +184,11 @@ def recent_failures(
         .join(Article, col(Article.id) == col(StageRow.article_id))
         .where(col(StageRow.status) == FAILED)
     )
-    if batch_id is not None:
-        query = query.where(col(StageRow.article_id).in_(batch_members(batch_id)))
+    if batch_id is not None:  # the batch's failed submissions, through their index
+        failed = select(col(BatchArticle.article_id)).where(
+            col(BatchArticle.batch_id) == batch_id, col(BatchArticle.status) == FAILED
+        )
+        query = query.where(col(StageRow.article_id).in_(failed))
     query = query.order_by(col(StageRow.updated_at).desc()).limit(limit)
     return [
         Failure(
@@ -275,11 +204,13 @@ def recent_failures(
 
 
 def languages(session: Session, batch_id: int | None = None) -> dict[str, int]:
-    """Articles per detected language ("?" while not cleaned or not detected), most first."""
-    language = func.coalesce(col(Article.language), "?")
-    query = select_columns(language, func.count()).group_by(language)
-    if batch_id is not None:
-        query = query.where(col(Article.id).in_(batch_members(batch_id)))
+    """Contents per detected language ("?" while not cleaned or not detected), most first
+    (kept counts, see newsflow.tallies)."""
+    query = select_columns(col(Count.key), col(Count.n)).where(
+        col(Count.kind) == tallies.LANGUAGE,
+        col(Count.batch_id) == (tallies.ALL if batch_id is None else batch_id),
+        col(Count.n) > 0,
+    )
     counts = session.execute(query).tuples().all()
     return dict(sorted(counts, key=lambda item: (-item[1], item[0])))
 

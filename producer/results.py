@@ -8,23 +8,25 @@ from collections.abc import Collection, Iterator, Sequence
 from functools import cache
 from typing import IO, Any, Literal
 
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from newsflow import record as rec
-from newsflow.contract import FAILED, QUEUED, STAGES, Stage, Status
+from newsflow import tallies
+from newsflow.contract import FAILED, STAGES, Stage, Status
 from newsflow.models import (
     Article,
     BatchArticle,
     Entity,
+    EntityKey,
+    EntityTally,
     Keyphrase,
     Mention,
     StageRow,
     SummarySentence,
 )
 from newsflow.record import NO_FILTERS, ArticleRecord, ArticleRow, EntityCount, Filters
-from producer.monitor import article_status, statuses_of
 from producer.terminal import cell
 
 PAGE = 200
@@ -68,7 +70,6 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
     articles = {
         a.id: a for a in session.execute(select(Article).where(col(Article.id).in_(ids))).scalars()
     }
-    statuses = statuses_of(session, ids)
     shared = shares(session, ids)
     stages = _grouped(session, StageRow, ids, col(StageRow.stage))
     entities = _grouped(session, Entity, ids, col(Entity.idx))
@@ -86,7 +87,6 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
         out.append(
             _record(
                 article,
-                statuses.get(member.article_id, QUEUED),
                 member,
                 shared.get(member.article_id, 1),
                 stages.get(member.article_id, []),
@@ -101,7 +101,6 @@ def submission_records(session: Session, members: Sequence[BatchArticle]) -> lis
 
 def _record(
     article: Article,
-    status: str,
     member: BatchArticle,
     shared_by: int,
     stages: list[StageRow],
@@ -131,7 +130,7 @@ def _record(
         content_submissions=shared_by,
         external_id=member.external_id,
         batch_id=member.batch_id,
-        status=Status(status),
+        status=Status(member.status),
         title=member.title or found_title,
         byline=article.byline,
         dateline=dateline,
@@ -198,10 +197,7 @@ def params(filters: Filters) -> dict[str, Any]:
     if filters.status is not None:
         given["status"] = str(filters.status)
     if filters.entity is not None:
-        needle = filters.entity.strip().casefold()
-        escaped = _like_escape(needle)
-        given |= {"entity": needle, "entity_first": f"{escaped} %",
-                  "entity_last": f"% {escaped}"}  # fmt: skip
+        given["entity"] = " ".join(filters.entity.casefold().split())
     return given
 
 
@@ -226,12 +222,9 @@ def _filtered(query: Any, given: Collection[str]) -> Any:
             func.substr(PUBLISHED, 1, bindparam("until_length")) <= bindparam("until")
         )
     if "status" in given:
-        sub = article_status()
-        query = query.where(
-            col(Article.id).in_(select(sub.c.article_id).where(sub.c.status == bindparam("status")))
-        )
+        query = query.where(col(BatchArticle.status) == bindparam("status"))
     if "entity" in given:
-        query = query.where(col(Article.id).in_(entity_articles()))
+        query = query.where(col(BatchArticle.article_id).in_(ENTITY_ARTICLES))
     return query
 
 
@@ -260,7 +253,7 @@ def _listing(given: frozenset[str]) -> Any:
             col(BatchArticle.external_id), col(BatchArticle.url), col(BatchArticle.origin),
             col(BatchArticle.source), col(BatchArticle.title).label("given"), col(Article.title),
             col(Article.given_title), col(Article.agency), col(Article.language),
-            PUBLISHED.label("published"),
+            PUBLISHED.label("published"), col(BatchArticle.status),
         )
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
         .where(col(BatchArticle.id) > bindparam("after"))
@@ -292,7 +285,6 @@ def rows(
     found = session.execute(_listing(frozenset(given)), {**given, **bounds}).all()
     more, found = len(found) > limit, found[:limit]
     ids = sorted({r.article_id for r in found})
-    statuses = statuses_of(session, ids)
     names: dict[int, list[str]] = defaultdict(list)
     for article_id, name in session.execute(_TOP_NAMES, {"ids": ids}):
         names[article_id].append(name)
@@ -308,7 +300,7 @@ def rows(
             url=r.url,
             source=r.origin,
             submitted_from=r.source,
-            status=Status(statuses[r.article_id]),
+            status=Status(r.status),
             title=r.given or (r.title if r.title != r.given_title else None),
             agency=r.agency,
             language=r.language,
@@ -321,24 +313,9 @@ def rows(
     return listed, found[-1].id if more else None
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def entity_articles() -> Any:
-    """Ids of articles with an entity called `:entity` (canonical name, a word-aligned part
-    of it, or any mention's text), case-insensitive; see `params`."""
-    by_name = select(col(Entity.article_id)).where(
-        or_(
-            col(Entity.name_lower) == bindparam("entity"),
-            col(Entity.name_lower).like(bindparam("entity_first"), escape="\\"),
-            col(Entity.name_lower).like(bindparam("entity_last"), escape="\\"),
-        )
-    )
-    by_mention = select(col(Mention.article_id)).where(
-        func.lower(col(Mention.text)) == bindparam("entity")
-    )
-    return by_name.union(by_mention)
+# Articles with an entity that answers to `:entity` (its canonical name, a run of its
+# words from either end, or a mention's text; see tallies.entity_keys): one index lookup.
+ENTITY_ARTICLES = select(col(EntityKey.article_id)).where(col(EntityKey.key) == bindparam("entity"))
 
 
 def iter_records(session: Session, filters: Filters = NO_FILTERS) -> Iterator[ArticleRecord]:
@@ -355,40 +332,27 @@ def top_entities(
 ) -> list[EntityCount]:
     """Entities across records: `articles` counts the submissions that name one (its
     coverage: three sites running one wire story count three), `contents` the distinct
-    texts; mentions and salience are those of the contents."""
-    copies: Any = select_columns(
-        col(BatchArticle.article_id).label("article_id"), func.count().label("n")
-    ).group_by(col(BatchArticle.article_id))
-    if batch_id is not None:
-        copies = copies.where(col(BatchArticle.batch_id) == batch_id)
-    shared = copies.subquery()
-    articles = func.sum(shared.c.n)
-    mentions = func.sum(col(Entity.count))
-    query = (
-        select_columns(
-            col(Entity.name),
-            col(Entity.label),
-            articles.label("articles"),
-            func.count(func.distinct(col(Entity.article_id))).label("contents"),
-            mentions.label("mentions"),
-            func.avg(col(Entity.salience)).label("salience"),
-        )
-        .join(shared, shared.c.article_id == col(Entity.article_id))
-        .group_by(col(Entity.name), col(Entity.label))
+    texts; mentions and salience are those of the contents. Read from the kept standing
+    (tallies), in the order of its index."""
+    query = select(EntityTally).where(
+        col(EntityTally.batch_id) == (tallies.ALL if batch_id is None else batch_id),
+        col(EntityTally.articles) > 0,
     )
     if label is not None:
-        query = query.where(col(Entity.label) == label.upper())
-    query = query.order_by(articles.desc(), mentions.desc(), col(Entity.name)).limit(top)
+        query = query.where(col(EntityTally.label) == label.upper())
+    query = query.order_by(
+        col(EntityTally.articles).desc(), col(EntityTally.mentions).desc(), col(EntityTally.name)
+    )
     return [
         EntityCount(
             name=r.name,
             label=r.label,
-            articles=int(r.articles),
+            articles=r.articles,
             contents=r.contents,
-            mentions=int(r.mentions),
-            salience=round(float(r.salience), 4),
+            mentions=r.mentions,
+            salience=round(r.salience / max(r.contents, 1), 4),
         )
-        for r in session.execute(query)
+        for r in session.execute(query.limit(top)).scalars()
     ]
 
 

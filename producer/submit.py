@@ -21,7 +21,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from newsflow import delivery
+from newsflow import delivery, tallies
 from newsflow.config import Settings, mask_url
 from newsflow.contract import Stage
 from newsflow.db import error_reason, insert, session_scope
@@ -131,6 +131,7 @@ def store_slab(session: Session, batch_id: int, records: list[Record]) -> tuple[
     ]
     session.execute(insert(session, table_of(BatchArticle)), members)
     delivery.mark_queued(session, stage=Stage.CLEAN, article_ids=fresh)
+    tallies.submissions_added(session, batch_id, [m["article_id"] for m in members])
     return sorted(set(ids.values())), len(fresh)
 
 

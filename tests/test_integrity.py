@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text, update
 from bench.chaos import racing_submits
 from bench.corpus import corpus
 from bench.proxy import proxied
-from newsflow import db
+from newsflow import db, tallies
 from newsflow.config import Settings
 from newsflow.contract import EXTRACT
 from newsflow.db import session_scope
@@ -423,6 +423,8 @@ def test_an_article_is_done_when_the_stages_it_needs_are_done(database_url: str)
             session.add(StageRow(article_id=article_id, stage="extract", status="done"))
             session.add(StageRow(article_id=article_id, stage="summarize", status=summarized))
             session.add(StageRow(article_id=article_id, stage="translate", status="done"))
+        session.flush()
+        tallies.settle(session, [first, second])  # as a stage does after writing its rows
     with session_scope(database_url) as session:
         (progress,) = batch_progress(session, result.batch_id)
     assert (progress.done, progress.processing) == (1, 1)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
+import time
 from functools import cache
 from typing import Any
 
@@ -41,7 +43,7 @@ def configuration() -> dict[str, Any]:
 
 app = Celery("newsflow", include=["worker.tasks"])
 app.add_defaults(configuration)  # a promise: read on first use, not at import
-_recovery: list[threading.Event] = []  # set to stop the loop
+_threads: list[threading.Event] = []  # set to stop the main process's threads
 
 
 def send(stage: str, article_ids: list[int]) -> None:
@@ -75,18 +77,53 @@ def _start_recovery(sender: Any = None, **_: object) -> None:
     _clear_notes(getattr(sender, "hostname", None))
 
     if settings().recovery_interval > 0:
-        _recovery.append(recovery.start(settings(), send))
+        _threads.append(recovery.start(settings(), send))
+    _threads.append(_heartbeat(sender))
+
+
+def _heartbeat(consumer: Any) -> threading.Event:
+    """A thread of the main process that says every few seconds that this worker is alive,
+    with what `status` shows of it; the returned event stops it."""
+    from celery.worker import state
+
+    stop = threading.Event()
+    started = time.monotonic()
+    client = queues.redis_client(settings().broker())
+    controller = getattr(consumer, "controller", None)
+
+    def note() -> dict[str, Any]:
+        name = str(getattr(consumer, "hostname", None) or f"newsflow@{socket.gethostname()}")
+        return {
+            "name": name,
+            "host": name.partition("@")[2] or name,
+            "concurrency": getattr(controller, "concurrency", None),
+            "active": len(state.active_requests),
+            "processed": sum(state.total_count.values()),
+            "uptime_s": round(time.monotonic() - started),
+        }
+
+    def loop() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # the broker is away: beat next time
+                queues.beat(client, note())
+            stop.wait(queues.HEARTBEAT)
+
+    threading.Thread(target=loop, name="newsflow-heartbeat", daemon=True).start()
+    return stop
 
 
 @worker_shutdown.connect
 def _stop_recovery(sender: Any = None, **_: object) -> None:
-    for stop in _recovery:
+    for stop in _threads:
         stop.set()
     _clear_notes(getattr(sender, "hostname", None))
 
 
 def _clear_notes(hostname: str | None) -> None:
-    """Unsay this worker's notes of being unable to serve: it starts anew or stops."""
+    """Unsay this worker's notes of being unable to serve, and of being alive: it starts
+    anew or stops."""
     if hostname:
-        with contextlib.suppress(Exception):  # the broker is away: the note expires by itself
-            queues.clear_problem(queues.redis_client(settings().broker()), hostname)
+        with contextlib.suppress(Exception):  # the broker is away: the notes expire by themselves
+            client = queues.redis_client(settings().broker())
+            queues.clear_problem(client, hostname)
+            queues.forget_worker(client, hostname)

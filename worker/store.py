@@ -15,7 +15,7 @@ from sqlalchemy import delete, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow import __version__, delivery
+from newsflow import __version__, delivery, tallies
 from newsflow.contract import AFTER_CLEAN, DONE, FAILED, FINISHED, QUEUED, RUNNING, SKIPPED, Stage
 from newsflow.db import insert
 from newsflow.models import Article, Entity, Keyphrase, Mention, StageRow, SummarySentence, utcnow
@@ -187,6 +187,7 @@ def start(
                 updated_at=now,
             )
         )
+    tallies.settle(session, ids)
     return result
 
 
@@ -254,29 +255,45 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
             "guessed_published": c.published,  # the submitter's date stays as given
         }
         rows.append(row)
-    lock(session, stage=Stage.CLEAN, article_ids=[o.article_id for o in outcomes])
+    ids = [o.article_id for o in outcomes]
+    lock(session, stage=Stage.CLEAN, article_ids=ids)
+    tallies.lock_contents(session, ids)
+    before = dict(
+        session.execute(
+            select_columns(col(Article.id), col(Article.language)).where(col(Article.id).in_(ids))
+        )
+        .tuples()
+        .all()
+    )
     if rows:
         session.execute(update(Article), rows)
     save_stages(session, stage=Stage.CLEAN, outcomes=outcomes)
     cleaned = [row["id"] for row in rows]
     for stage in AFTER_CLEAN:  # queued with the clean result, sent once it is committed
         delivery.mark_queued(session, stage=stage, article_ids=cleaned)
+    tallies.languages_changed(
+        session, {row["id"]: (before.get(row["id"]), row["language"]) for row in rows}
+    )
+    tallies.settle(session, ids)
 
 
 def save_extract(session: Session, outcomes: Sequence[Outcome]) -> None:
     """Replace the entities, mentions and keyphrases of these articles."""
     ids = [o.article_id for o in outcomes]
     lock(session, stage=Stage.EXTRACT, article_ids=ids)
+    tallies.count_entities(session, ids, -1)
     for table in (Mention, Entity, Keyphrase):
         session.execute(delete(table).where(col(table.article_id).in_(ids)))
     entities: list[dict[str, Any]] = []
     mentions: list[dict[str, Any]] = []
     phrases: list[dict[str, Any]] = []
+    keys: dict[int, set[str]] = {i: set() for i in ids}
     for o in outcomes:
         if o.error:
             continue
         found, keyphrases = o.output
         for e_idx, e in enumerate(found):
+            keys[o.article_id] |= tallies.entity_keys(e.name, (m.text for m in e.mentions))
             entities.append(
                 {
                     "article_id": o.article_id,
@@ -307,7 +324,10 @@ def save_extract(session: Session, outcomes: Sequence[Outcome]) -> None:
     for table, rows in ((Entity, entities), (Mention, mentions), (Keyphrase, phrases)):
         if rows:
             session.execute(insert(session, table), rows)
+    tallies.count_entities(session, ids, 1)
+    tallies.write_keys(session, keys)
     save_stages(session, stage=Stage.EXTRACT, outcomes=outcomes)
+    tallies.settle(session, ids)
 
 
 def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
@@ -331,3 +351,4 @@ def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
     if rows:
         session.execute(insert(session, SummarySentence), rows)
     save_stages(session, stage=Stage.SUMMARIZE, outcomes=outcomes)
+    tallies.settle(session, ids)
