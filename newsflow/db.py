@@ -84,8 +84,9 @@ def session_scope(url: str) -> Iterator[Session]:
 
 @contextmanager
 def read_scope(url: str) -> Iterator[Session]:
-    """A session for reading only: on SQLite it never waits for a writer, and it never
-    creates a database file that is not there (a typo in --db is an error, not a new DB)."""
+    """A session for reading only, on one snapshot (what a writer commits meanwhile is
+    all in it or not at all): on SQLite it never waits for a writer, and it never creates
+    a database file that is not there (a typo in --db is an error, not a new DB)."""
     if url.startswith("sqlite:///") and ":memory:" not in url:
         path = Path(url.removeprefix("sqlite:///").partition("?")[0])
         if not path.exists():
@@ -94,6 +95,11 @@ def read_scope(url: str) -> Iterator[Session]:
                 "NEWSFLOW_DATABASE_URL, or submit a batch first"
             )
     engine = get_engine(url).execution_options(**{READ_ONLY: True})
+    if engine.dialect.name == "postgresql":  # one snapshot for every statement of a read:
+        # a record is read in several, and a stage may commit its new output in between
+        engine = engine.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session

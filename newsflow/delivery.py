@@ -22,7 +22,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from newsflow import tallies
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED, QUEUED, RUNNING, STAGES, Stage
+from newsflow.contract import AFTER_CLEAN, DONE, FAILED, FINISHED, QUEUED, RUNNING, STAGES, Stage
 from newsflow.db import insert, session_scope
 from newsflow.models import Article, BatchArticle, StageRow, utcnow
 
@@ -143,25 +143,8 @@ def ensure_rows(session: Session, members: Any) -> None:
         mark_queued(session, stage=stage, article_ids=ids)
 
 
-def reopen(
-    session: Session,
-    *,
-    cutoff: datetime,
-    live: Mapping[str, set[int]] | None = None,
-    members: Any = None,
-    stage: str | None = None,
-    failed: bool = False,
-    force: bool = False,
-    unsent_now: bool = True,
-) -> Reopened:
-    """Clear the stamp of every row whose message is lost, so a claim sends it again.
-
-    Lost means no message in the broker names it (`live`, per stage, as read from the
-    broker; None when unknown) and no sign of life since `cutoff`: queued and never sent
-    (at once with `unsent_now`, since a submit may be about to send it otherwise), or sent
-    before `cutoff`; processing and untouched since `cutoff`. Failed rows count with
-    `failed`. `force` takes every row that is not done, live or not.
-    """
+def _quiet(cutoff: datetime, *, failed: bool, force: bool, unsent_now: bool) -> ColumnElement[bool]:
+    """A stage row with no sign of life since `cutoff` (see `reopen`)."""
     never_sent: ColumnElement[bool] = col(StageRow.sent_at).is_(None)
     if not unsent_now:
         never_sent = and_(never_sent, col(StageRow.updated_at) < cutoff)
@@ -173,6 +156,21 @@ def reopen(
         quiet = col(StageRow.status).in_((QUEUED, RUNNING))
     if failed:
         quiet = or_(quiet, col(StageRow.status) == FAILED)
+    return quiet
+
+
+def find_lost(
+    session: Session,
+    quiet: ColumnElement[bool],
+    *,
+    live: Mapping[str, set[int]] | None,
+    members: Any = None,
+    stage: str | None = None,
+    force: bool = False,
+) -> Reopened:
+    """The rows whose message is lost (`ids`, per stage) and what was skipped, reading the
+    unfinished rows only (through the status index): proportional to the work not done,
+    not to what is stored."""
     scope: ColumnElement[bool] = col(StageRow.stage).in_([stage] if stage else STAGES)
     if members is not None:
         scope = and_(scope, col(StageRow.article_id).in_(members))
@@ -182,7 +180,6 @@ def reopen(
         counts = result.skipped.setdefault(name, {})
         counts[reason] = counts.get(reason, 0) + 1
 
-    lost: dict[str, list[int]] = {}
     rows = session.execute(
         select_columns(col(StageRow.stage), col(StageRow.article_id), col(StageRow.status), quiet)
         .where(scope, col(StageRow.status).in_((QUEUED, RUNNING, FAILED)))  # the index's terms
@@ -194,18 +191,53 @@ def reopen(
         elif not force and status != FAILED and live is not None and article_id in live[name]:
             skip(name, SKIP_LIVE)
         else:
-            lost.setdefault(name, []).append(article_id)
-    for name, ids in lost.items():
-        for page in chunked(ids, UPDATE_PAGE):  # `quiet` again: a worker may just have begun
-            reopened = session.execute(
-                update(StageRow)
-                .where(col(StageRow.stage) == name, col(StageRow.article_id).in_(page), quiet)
-                .values(status=QUEUED, sent_at=None, claim=None, updated_at=utcnow())
-                .returning(col(StageRow.article_id))
-            )
-            result.ids.setdefault(name, []).extend(reopened.scalars())
-    tallies.settle(session, {i for ids in result.ids.values() for i in ids})
+            result.ids.setdefault(name, []).append(article_id)
     return result
+
+
+def reopen_page(
+    session: Session, stage: str, article_ids: Sequence[int], quiet: ColumnElement[bool]
+) -> list[int]:
+    """Reopen these rows of `stage` if still quiet (a worker may just have begun one):
+    queued, their stamp cleared for the next claim; returns those reopened."""
+    reopened = session.execute(
+        update(StageRow)
+        .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids), quiet)
+        .values(status=QUEUED, sent_at=None, claim=None, updated_at=utcnow())
+        .returning(col(StageRow.article_id))
+    )
+    ids = sorted(reopened.scalars())
+    tallies.settle(session, ids)
+    return ids
+
+
+def reopen(
+    session: Session,
+    *,
+    cutoff: datetime,
+    live: Mapping[str, set[int]] | None = None,
+    members: Any = None,
+    stage: str | None = None,
+    failed: bool = False,
+    force: bool = False,
+    unsent_now: bool = True,
+) -> Reopened:
+    """Clear the stamp of every row whose message is lost, so a claim sends it again, in
+    this one transaction (`resend` does it a page at a time).
+
+    Lost means no message in the broker names it (`live`, per stage, as read from the
+    broker; None when unknown) and no sign of life since `cutoff`: queued and never sent
+    (at once with `unsent_now`, since a submit may be about to send it otherwise), or sent
+    before `cutoff`; processing and untouched since `cutoff`. Failed rows count with
+    `failed`. `force` takes every row that is not done, live or not.
+    """
+    quiet = _quiet(cutoff, failed=failed, force=force, unsent_now=unsent_now)
+    found = find_lost(session, quiet, live=live, members=members, stage=stage, force=force)
+    for name, ids in found.ids.items():
+        found.ids[name] = [
+            i for page in chunked(ids, UPDATE_PAGE) for i in reopen_page(session, name, page, quiet)
+        ]
+    return found
 
 
 def batch_members(batch_id: int) -> Any:
@@ -226,23 +258,110 @@ def resend(
     unsent_now: bool = True,
     live: Mapping[str, set[int]] | None = None,
 ) -> Reopened:
-    """Reopen what is lost (see `reopen`) and send it."""
+    """Reopen what is lost (see `reopen`) and send it, a page at a time: each page is
+    reopened in a short transaction of its own and sent before the next, so workers take
+    the first pages (and their own chunks' rows are never held) while later ones are
+    reopened, and a pass that finds much holds only the ids in memory."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     members = batch_members(batch_id) if batch_id is not None else None
+    quiet = _quiet(cutoff, failed=failed, force=force, unsent_now=unsent_now)
     with session_scope(url) as session:
         if batch_id is not None:
             ensure_rows(session, members)
-        found = reopen(
-            session,
-            cutoff=cutoff,
-            live=live,
-            members=members,
-            stage=stage,
-            failed=failed,
-            force=force,
-            unsent_now=unsent_now,
-        )
-    found.sent = {
-        name: dispatch(url, name, sorted(ids), send, chunk_size) for name, ids in found.ids.items()
-    }
+        found = find_lost(session, quiet, live=live, members=members, stage=stage, force=force)
+    for name, ids in found.ids.items():
+        reopened: list[int] = []
+        for page in chunked(ids, UPDATE_PAGE):
+            with session_scope(url) as session:
+                now_open = reopen_page(session, name, page, quiet)
+            reopened += now_open
+            found.sent[name] = found.sent.get(name, 0) + dispatch(
+                url, name, now_open, send, chunk_size
+            )
+        found.ids[name] = reopened
     return found
+
+
+def reopen_later_stages(session: Session, article_ids: Sequence[int]) -> None:
+    """Queue again the stages after clean of articles just cleaned anew (a reprocess of
+    clean): what they made came from the old clean text. On a first clean there are no
+    such rows, and a duplicate clean message never gets this far."""
+    for page in chunked(article_ids, UPDATE_PAGE):
+        session.execute(
+            update(StageRow)
+            .where(
+                col(StageRow.article_id).in_(page),
+                col(StageRow.stage).in_(AFTER_CLEAN),
+                col(StageRow.status).in_((*FINISHED, FAILED)),
+            )
+            .values(status=QUEUED, sent_at=None, claim=None, attempts=0, updated_at=utcnow())
+        )
+
+
+Chosen = Callable[[str | None, str | None], bool]  # (version, model) of a stage's output
+_cleaned = select(col(StageRow.article_id)).where(
+    col(StageRow.stage) == Stage.CLEAN, col(StageRow.status) == DONE
+)
+
+
+def reprocess(
+    url: str,
+    send: Send,
+    *,
+    chunk_size: int,
+    stages: Sequence[str],
+    chosen: Chosen,
+    batch_id: int | None = None,
+) -> Reopened:
+    """Run `stages` again on the stored articles whose output of it is `chosen` (by the
+    version and model that made it), as new work (a clean run again runs the later stages
+    again after it): each finished row is queued again and
+    sent through the same claims, so the recovery loop and requeue cover it too. A page
+    of rows at a time, each committed and sent before the next: workers start on the
+    first page while later ones are read. The old output stays readable until the stage
+    commits the new one, which replaces it in one transaction."""
+    result = Reopened()
+    members = batch_members(batch_id) if batch_id is not None else None
+    for stage in [s for s in STAGES if s in stages]:  # clean first
+        after = 0
+        while True:
+            query = (
+                select_columns(col(StageRow.article_id), col(StageRow.version), col(StageRow.model))
+                .where(
+                    col(StageRow.stage) == stage,
+                    col(StageRow.status).in_(FINISHED),
+                    col(StageRow.article_id) > after,
+                )
+                .order_by(col(StageRow.article_id))
+                .limit(UPDATE_PAGE)
+            )
+            if members is not None:
+                query = query.where(col(StageRow.article_id).in_(members))
+            if stage != Stage.CLEAN:  # one whose clean runs again gets its later stages then
+                query = query.where(col(StageRow.article_id).in_(_cleaned))
+            with session_scope(url) as session:
+                rows = session.execute(query).all()
+                if not rows:
+                    break
+                after = rows[-1].article_id
+                ids = [r.article_id for r in rows if chosen(r.version, r.model)]
+                if not ids:
+                    continue
+                reopened = session.execute(
+                    update(StageRow)
+                    .where(
+                        col(StageRow.stage) == stage,
+                        col(StageRow.article_id).in_(ids),
+                        col(StageRow.status).in_(FINISHED),
+                    )
+                    .values(
+                        status=QUEUED, sent_at=None, claim=None, attempts=0, updated_at=utcnow()
+                    )
+                    .returning(col(StageRow.article_id))
+                )
+                ids = sorted(reopened.scalars())
+                tallies.settle(session, ids)
+            result.ids.setdefault(stage, []).extend(ids)
+            sent = dispatch(url, stage, ids, send, chunk_size)
+            result.sent[stage] = result.sent.get(stage, 0) + sent
+    return result

@@ -69,9 +69,15 @@ class StageOutcome(_Out):
     seconds: float | None
 
 
-class Pipeline(_Out):
-    version: str | None
+class Produced(_Out):
+    version: str | None  # the newsflow version whose stage wrote the output
     model: str | None
+
+
+class Pipeline(_Out):
+    version: str | None  # of the extract stage, as before; `stages` has every stage's
+    model: str | None
+    stages: dict[Stage, Produced] = Field(default_factory=dict)
 
 
 class ArticleRecord(_Out):
@@ -123,6 +129,13 @@ class EntityCount(_Out):
     salience: float  # mean over those contents
 
 
+class Snippet(_Out):
+    """A stretch of a record's body around what a full-text query matched."""
+
+    text: str
+    marks: list[tuple[int, int]]  # (start, end) of each match in `text`
+
+
 class ArticleRow(_Out):
     """A record in a listing (`results list`, GET /articles): enough to pick one."""
 
@@ -140,6 +153,8 @@ class ArticleRow(_Out):
     published: str | None
     entities: list[str]  # the names of the three most salient
     errors: dict[Stage, str]
+    rank: float | None = None  # with a full-text query: how well it matches (higher first)
+    snippet: Snippet | None = None  # with a full-text query: where the body matches
 
     @classmethod
     def of(cls, record: ArticleRecord) -> ArticleRow:
@@ -319,6 +334,13 @@ class Filters(BaseModel):
     entity: str | None = Field(default=None, max_length=200, description="Names this entity.")
     agency: str | None = Field(default=None, max_length=200, description="This agency, any case.")
     language: str | None = Field(default=None, max_length=20, description="This language code.")
+    query: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description='Full-text search of title and body: words, "a phrase", or, -word. '
+        "Ranked, best first.",
+    )
     since: str | None = Field(default=None, pattern=DATE, description="Published on or after.")
     until: str | None = Field(default=None, pattern=DATE, description="Published on or before.")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
+from packaging.version import InvalidVersion
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.live import Live
@@ -339,6 +340,44 @@ def requeue(
         )
 
 
+@app.command()
+def reprocess(
+    ctx: typer.Context,
+    batch: BatchOption = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Only this stage ({', '.join(STAGES)}); repeat for more. Default all."),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(help="Only output made by a newsflow older than this version (e.g. 0.2.0)."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Only output made with this model (`results show`).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run stages again on stored articles, after the rules or the model changed: queued
+    like new work while the service runs; readers see the old output until the new one
+    is stored. A clean run again runs the later stages again too."""
+    unknown = [s for s in stage or () if s not in STAGES]
+    if unknown:
+        raise typer.BadParameter(f"unknown stage {unknown[0]!r}; choose from {', '.join(STAGES)}")
+    if before is not None and model is not None:
+        raise typer.BadParameter("give --before or --model, not both")
+    try:
+        found = Client(_settings(ctx)).reprocess(
+            batch_id=batch, stages=stage or STAGES, before=before, model=model
+        )
+    except InvalidVersion:
+        raise typer.BadParameter(f"--before: {before!r} is not a version (e.g. 0.2.0)") from None
+    if as_json:
+        out.print_json(json.dumps({"queued": found.sent}))
+        return
+    sent = ", ".join(f"{found.sent.get(s, 0)} {s}" for s in STAGES)
+    err.print(f"queued again: {sent}; `newsflow status` shows the progress", highlight=False)
+
+
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or migrate the tables to the latest schema."""
@@ -415,6 +454,15 @@ def results_list(
     external_id: Annotated[
         str | None, typer.Option("--external-id", help="Only what you submitted under this id.")
     ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query",
+            "-q",
+            help='Full-text search of title and body: words, "a phrase", or, -word; '
+            "best match first, with where it matched.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Rows per page.", min=1, max=1000)] = 50,
     page: Annotated[int, typer.Option(help="Page number, from 1.", min=1)] = 1,
     as_json: JsonFlag = False,
@@ -422,7 +470,7 @@ def results_list(
     """Records (one per submission) with their status, a page at a time."""
     filters = _filters(
         batch_id=batch, status=status, entity=entity, agency=agency, language=language,
-        since=since, until=until, external_id=external_id,
+        since=since, until=until, external_id=external_id, query=query,
     )  # fmt: skip
     rows, _ = Client(_settings(ctx)).rows(filters, limit=limit, offset=(page - 1) * limit)
     if as_json:

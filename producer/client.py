@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from rich.console import Console
@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from newsflow import db
 from newsflow.config import Settings
+from newsflow.contract import STAGES
 from newsflow.db import read_scope
 from newsflow.delivery import Reopened
 from newsflow.errors import NewsflowError, NotFound
@@ -144,12 +145,20 @@ class Client:
             _known_batch(session, filters.batch_id)
             return results.rows(session, filters, after=after, limit=limit, offset=offset)
 
-    def export(self, out: IO[str], filters: Filters = NO_FILTERS, *, fmt: str = "jsonl") -> int:
-        """Every record matching the filters written to `out` as JSONL or CSV (a line or
-        row per submission), streamed in constant memory; returns how many."""
+    def export(
+        self,
+        out: IO[str],
+        filters: Filters = NO_FILTERS,
+        *,
+        fmt: str = "jsonl",
+        limit: int | None = None,
+    ) -> int:
+        """Every record matching the filters (at most `limit`) written to `out` as JSONL
+        or CSV (a line or row per submission), streamed in constant memory; returns how
+        many."""
         with read_scope(self.settings.database_url) as session:
             _known_batch(session, filters.batch_id)
-            return results.export(session, out, fmt=fmt, filters=filters)
+            return results.export(session, out, fmt=fmt, filters=filters, limit=limit)
 
     def results(self, filters: Filters = NO_FILTERS) -> Iterator[ArticleRecord]:
         """Output records matching the filters, streamed a page at a time."""
@@ -161,7 +170,7 @@ class Client:
         """Records whose content mentions an entity (name or alias, any case)."""
         with read_scope(self.settings.database_url) as session:
             found = results.submissions(session, Filters(entity=entity), limit=limit)
-            return results.submission_records(session, found)
+            return [ArticleRecord.model_validate(d) for d in results.documents(session, found)]
 
     def find(self, external_id: str) -> list[ArticleRecord]:
         """The records a submitter sent under its own id (exact), oldest first: several
@@ -220,6 +229,23 @@ class Client:
             with read_scope(self.settings.database_url) as session:
                 _known_batch(session, batch_id)
         return submit.requeue(self.settings, batch_id, stage=stage, failed=failed, force=force)
+
+    def reprocess(
+        self,
+        *,
+        batch_id: int | None = None,
+        stages: Sequence[str] = STAGES,
+        before: str | None = None,
+        model: str | None = None,
+    ) -> Reopened:
+        """Run stages again on stored articles, by the version or model that made their
+        output (see submit.reprocess); the old output stays readable until replaced."""
+        if batch_id is not None:
+            with read_scope(self.settings.database_url) as session:
+                _known_batch(session, batch_id)
+        return submit.reprocess(
+            self.settings, batch_id=batch_id, stages=stages, before=before, model=model
+        )
 
 
 def _known_batch(session: Session, batch_id: int | None) -> None:

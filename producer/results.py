@@ -6,18 +6,19 @@ import csv
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from functools import cache
-from typing import IO, Any, Literal
+from typing import IO, Any
 
-from sqlalchemy import bindparam, func
+from pydantic_core import to_json
+from sqlalchemy import Float, Integer, bindparam, func, null, text
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from newsflow import record as rec
-from newsflow import tallies
+from newsflow import search, tallies
 from newsflow.contract import FAILED, STAGES, Stage, Status
 from newsflow.models import (
     Article,
     BatchArticle,
+    Count,
     Entity,
     EntityKey,
     EntityTally,
@@ -26,20 +27,44 @@ from newsflow.models import (
     StageRow,
     SummarySentence,
 )
-from newsflow.record import NO_FILTERS, ArticleRecord, ArticleRow, EntityCount, Filters
+from newsflow.record import NO_FILTERS, ArticleRecord, ArticleRow, EntityCount, Filters, Snippet
 from producer.terminal import cell
 
-PAGE = 200
+PAGE = 1000  # submissions per block of an export or a full read
 
 
-def _grouped(session: Session, table: Any, ids: Sequence[int], *order: Any) -> dict[int, list[Any]]:
-    groups: dict[int, list[Any]] = defaultdict(list)
-    query = select(table).where(table.article_id.in_(ids)).order_by(table.article_id, *order)
-    for row in session.execute(query).scalars():
-        groups[row.article_id].append(row)
-    return groups
+_MEMBER = tuple(
+    col(getattr(BatchArticle, name))
+    for name in ("id", "article_id", "batch_id", "external_id", "source", "url", "title",
+                 "published", "origin", "status")
+)  # fmt: skip
+_CONTENT = tuple(
+    col(getattr(Article, name))
+    for name in ("id", "title", "given_title", "byline", "dateline_place", "dateline_date",
+                 "agency", "language", "guessed_published", "text", "captions", "removed",
+                 "word_count")
+)  # fmt: skip
+_PARTS = {  # what a record holds of each output table, in the record's order
+    "stages": (StageRow, ("stage", "status", "error", "seconds", "version", "model"), ("stage",)),
+    "entities": (Entity, ("idx", "name", "label", "count", "salience", "aliases"), ("idx",)),
+    "mentions": (Mention, ("entity_idx", "start", "end", "text"), ("entity_idx", "idx")),
+    "keyphrases": (Keyphrase, ("text", "score"), ("rank",)),
+    "sentences": (SummarySentence, ("sentence_index", "start", "end", "text"), ("position",)),
+}
 
 
+@cache
+def _part(name: str) -> Any:
+    model, columns, order = _PARTS[name]
+    article_id = col(model.article_id)  # type: ignore[attr-defined]
+    return (
+        select_columns(article_id, *(col(getattr(model, c)) for c in columns))
+        .where(article_id.in_(bindparam("ids", expanding=True)))
+        .order_by(article_id, *(col(getattr(model, c)) for c in order))
+    )
+
+
+_CONTENTS = select_columns(*_CONTENT).where(col(Article.id).in_(bindparam("ids", expanding=True)))
 _SHARES = (
     select_columns(col(BatchArticle.article_id), func.count())
     .where(col(BatchArticle.article_id).in_(bindparam("ids", expanding=True)))
@@ -47,136 +72,114 @@ _SHARES = (
 )
 
 
-def shares(session: Session, content_ids: Sequence[int]) -> dict[int, int]:
-    """How many submissions share each of these contents."""
-    return dict(session.execute(_SHARES, {"ids": list(content_ids)}).tuples().all())
-
-
 def records(session: Session, ids: Sequence[int]) -> list[ArticleRecord]:
     """Output records of these submissions, in the order of `ids` (unknown ids left out)."""
     if not ids:
         return []
-    query = select(BatchArticle).where(col(BatchArticle.id).in_(ids))
-    found = {m.id: m for m in session.execute(query).scalars()}
-    return submission_records(session, [found[i] for i in ids if i in found])
+    query = select_columns(*_MEMBER).where(col(BatchArticle.id).in_(ids))
+    found = {m.id: m for m in session.execute(query)}
+    members = [found[i] for i in ids if i in found]
+    return [ArticleRecord.model_validate(doc) for doc in documents(session, members)]
 
 
-def submission_records(session: Session, members: Sequence[BatchArticle]) -> list[ArticleRecord]:
-    """One output record per submission, in the order given: the shared processing
-    results with what that submitter said (id, url, title, published, source)."""
+def documents(session: Session, members: Sequence[Any]) -> list[dict[str, Any]]:
+    """One output record per submission (rows of _MEMBER), in the order given, as the
+    plain document that ArticleRecord validates and export writes as it is: the shared
+    processing results with what that submitter said (id, url, title, published, source).
+    Seven statements for any number of records, none per record."""
     ids = sorted({m.article_id for m in members})
     if not ids:
         return []
-    articles = {
-        a.id: a for a in session.execute(select(Article).where(col(Article.id).in_(ids))).scalars()
-    }
-    shared = shares(session, ids)
-    stages = _grouped(session, StageRow, ids, col(StageRow.stage))
-    entities = _grouped(session, Entity, ids, col(Entity.idx))
-    mentions = _grouped(session, Mention, ids, col(Mention.entity_idx), col(Mention.idx))
-    phrases = _grouped(session, Keyphrase, ids, col(Keyphrase.rank))
-    sentences = _grouped(session, SummarySentence, ids, col(SummarySentence.position))
+    bound = {"ids": ids}
+    contents = {a.id: a for a in session.execute(_CONTENTS, bound)}
+    shared = dict(session.execute(_SHARES, bound).tuples().all())
+    parts: dict[str, dict[int, list[Any]]] = {}
+    for name in _PARTS:
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        for row in session.execute(_part(name), bound):
+            grouped[row[0]].append(row)
+        parts[name] = grouped
     out = []
     for member in members:
-        article = articles.get(member.article_id)
-        if article is None:
+        content = contents.get(member.article_id)
+        if content is None:
             continue
-        by_entity: dict[int, list[Mention]] = defaultdict(list)
-        for m in mentions.get(member.article_id, []):
-            by_entity[m.entity_idx].append(m)
-        out.append(
-            _record(
-                article,
-                member,
-                shared.get(member.article_id, 1),
-                stages.get(member.article_id, []),
-                entities.get(member.article_id, []),
-                by_entity,
-                phrases.get(member.article_id, []),
-                sentences.get(member.article_id, []),
-            )
-        )
+        of = {name: grouped.get(member.article_id, []) for name, grouped in parts.items()}
+        out.append(_document(content, member, shared.get(member.article_id, 1), of))
     return out
 
 
-def _record(
-    article: Article,
-    member: BatchArticle,
-    shared_by: int,
-    stages: list[StageRow],
-    entities: list[Entity],
-    mentions: dict[int, list[Mention]],
-    phrases: list[Keyphrase],
-    sentences: list[SummarySentence],
-) -> ArticleRecord:
+def _document(
+    content: Any, member: Any, shared_by: int, of: dict[str, list[Any]]
+) -> dict[str, Any]:
+    stages = sorted(of["stages"], key=lambda s: STAGES.index(s.stage) if s.stage in STAGES else 9)
     extract = next((s for s in stages if s.stage == Stage.EXTRACT), None)
     dateline = (
-        rec.Dateline(place=article.dateline_place, date=article.dateline_date)
-        if article.dateline_place or article.dateline_date
+        {"place": content.dateline_place, "date": content.dateline_date}
+        if content.dateline_place or content.dateline_date
         else None
     )
     # A title the clean stage found in the text is everyone's; one it took from the first
     # submitter is that submitter's own.
-    found_title = article.title if article.title != article.given_title else None
-    published_from: Literal["submitter", "article"] | None
+    found_title = content.title if content.title != content.given_title else None
     published, published_from = (
         (member.published, "submitter")
         if member.published
-        else (article.guessed_published, "article" if article.guessed_published else None)
+        else (content.guessed_published, "article" if content.guessed_published else None)
     )
-    return ArticleRecord(
-        id=member.id or 0,
-        content_id=member.article_id,
-        content_submissions=shared_by,
-        external_id=member.external_id,
-        batch_id=member.batch_id,
-        status=Status(member.status),
-        title=member.title or found_title,
-        byline=article.byline,
-        dateline=dateline,
-        agency=article.agency,
-        language=article.language,
-        published=published,
-        published_from=published_from,
-        url=member.url,
-        source=member.origin,
-        submitted_from=member.source,
-        text=article.text,
-        captions=article.captions or [],
-        word_count=article.word_count,
-        removed=[rec.Removal(**r) for r in article.removed or []],
-        entities=[
-            rec.Entity(
-                name=e.name,
-                label=e.label,
-                count=e.count,
-                salience=e.salience,
-                aliases=e.aliases or [],
-                mentions=[
-                    rec.Mention(start=m.start, end=m.end, text=m.text) for m in mentions[e.idx]
-                ],
-            )
-            for e in entities
+    mentions: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for m in of["mentions"]:
+        mentions[m.entity_idx].append({"start": m.start, "end": m.end, "text": m.text})
+    sentences = of["sentences"]
+    return {
+        "id": member.id,
+        "content_id": member.article_id,
+        "content_submissions": shared_by,
+        "external_id": member.external_id,
+        "batch_id": member.batch_id,
+        "status": member.status,
+        "title": member.title or found_title,
+        "byline": content.byline,
+        "dateline": dateline,
+        "agency": content.agency,
+        "language": content.language,
+        "published": published,
+        "published_from": published_from,
+        "url": member.url,
+        "source": member.origin,
+        "submitted_from": member.source,
+        "text": content.text,
+        "captions": content.captions or [],
+        "word_count": content.word_count,
+        "removed": [{"text": r["text"], "reason": r["reason"]} for r in content.removed or []],
+        "entities": [
+            {
+                "name": e.name,
+                "label": e.label,
+                "count": e.count,
+                "salience": e.salience,
+                "aliases": e.aliases or [],
+                "mentions": mentions[e.idx],
+            }
+            for e in of["entities"]
         ],
-        keyphrases=[rec.Keyphrase(text=k.text, score=k.score) for k in phrases],
-        summary=rec.Summary(
-            text=" ".join(s.text for s in sentences),
-            sentences=[
-                rec.SummarySentence(index=s.sentence_index, start=s.start, end=s.end, text=s.text)
+        "keyphrases": [{"text": k.text, "score": k.score} for k in of["keyphrases"]],
+        "summary": {
+            "text": " ".join(s.text for s in sentences),
+            "sentences": [
+                {"index": s.sentence_index, "start": s.start, "end": s.end, "text": s.text}
                 for s in sentences
             ],
-        ),
-        stages={
-            Stage(s.stage): rec.StageOutcome(
-                status=Status(s.status), error=s.error, seconds=s.seconds
-            )
-            for s in sorted(stages, key=lambda s: STAGES.index(s.stage) if s.stage in STAGES else 9)
         },
-        pipeline=rec.Pipeline(
-            version=extract.version if extract else None,
-            model=extract.model if extract else None,
-        ),
-    )
+        "stages": {
+            s.stage: {"status": s.status, "error": s.error, "seconds": s.seconds} for s in stages
+        },
+        "pipeline": {
+            "version": extract.version if extract else None,
+            "model": extract.model if extract else None,
+            "stages": {s.stage: {"version": s.version, "model": s.model} for s in stages},
+        },
+    }
 
 
 def params(filters: Filters) -> dict[str, Any]:
@@ -198,13 +201,78 @@ def params(filters: Filters) -> dict[str, Any]:
         given["status"] = str(filters.status)
     if filters.entity is not None:
         given["entity"] = " ".join(filters.entity.casefold().split())
+    if filters.query is not None:
+        given["query"] = filters.query
     return given
+
+
+Search = tuple[str, tuple[str, ...]]  # (dialect, PostgreSQL configurations to parse with)
+
+
+def _search(session: Session, given: dict[str, Any]) -> Search | None:
+    """How this database runs the full-text query in `given` (None when there is none);
+    on SQLite the query's words become a safe FTS5 query in `given`."""
+    if "query" not in given:
+        return None
+    dialect = session.get_bind().dialect.name
+    if dialect != "postgresql":
+        given["query"] = search.sqlite_query(given["query"])
+        return dialect, ()
+    stored = session.execute(_LANGUAGES).scalars()
+    return dialect, tuple(search.postgres_configs(stored))
+
+
+_LANGUAGES = select_columns(col(Count.key)).where(
+    col(Count.batch_id) == tallies.ALL, col(Count.kind) == tallies.LANGUAGE, col(Count.n) > 0
+)
+
+
+def _parsed(configs: tuple[str, ...]) -> str:
+    """The query `:query` parsed with each configuration, any of them to match."""
+    return "(" + " || ".join(f"websearch_to_tsquery('{c}', :query)" for c in configs) + ")"
+
+
+@cache
+def _hits(how: Search) -> Any:
+    """The articles the full-text query `:query` matches, with their rank (higher ranks
+    first), through the database's index (see newsflow.search)."""
+    dialect, configs = how
+    if dialect == "postgresql":
+        parsed = _parsed(configs)
+        sql = f"SELECT id, ts_rank(search, {parsed}) AS rank FROM articles WHERE search @@ {parsed}"
+    else:  # FTS5's rank is bm25, lower is better
+        sql = (
+            "SELECT rowid AS id, -rank AS rank FROM article_search "
+            "WHERE article_search MATCH :query"
+        )
+    return text(sql).columns(id=Integer, rank=Float).subquery("hits")
+
+
+@cache
+def _snippets(how: Search) -> Any:
+    """(id, snippet) of the articles in `:ids` for the query `:query`, the matches marked."""
+    dialect, configs = how
+    marks = f"StartSel={search.MARK_START}, StopSel={search.MARK_END}"
+    if dialect == "postgresql":
+        parsed = _parsed(configs)
+        sql = (
+            f"SELECT id, ts_headline({search.postgres_config()}, coalesce(text, ''), {parsed}, "
+            f"'{marks}, MaxWords={search.SNIPPET_WORDS}, MinWords=10, MaxFragments=1') "
+            "FROM articles WHERE id IN :ids"
+        )
+    else:
+        sql = (
+            f"SELECT rowid, snippet(article_search, -1, '{search.MARK_START}', "
+            f"'{search.MARK_END}', '…', {search.SNIPPET_WORDS}) FROM article_search "
+            "WHERE article_search MATCH :query AND rowid IN :ids"
+        )
+    return text(sql).bindparams(bindparam("ids", expanding=True))
 
 
 PUBLISHED = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
 
 
-def _filtered(query: Any, given: Collection[str]) -> Any:
+def _filtered(query: Any, given: Collection[str], how: Search | None = None) -> Any:
     """`query` (over submissions joined to their content) narrowed by every filter in
     `given` (the names of `params`), as bound parameters: one statement serves any values."""
     if "batch_id" in given:
@@ -225,28 +293,34 @@ def _filtered(query: Any, given: Collection[str]) -> Any:
         query = query.where(col(BatchArticle.status) == bindparam("status"))
     if "entity" in given:
         query = query.where(col(BatchArticle.article_id).in_(ENTITY_ARTICLES))
+    if how is not None:
+        query = query.where(col(Article.id).in_(select_columns(_hits(how).c.id)))
     return query
 
 
 def submissions(
     session: Session, filters: Filters, *, after: int = 0, limit: int | None = None
-) -> list[BatchArticle]:
-    """Submissions matching the filters, by id, after `after` (keyset paging)."""
+) -> list[Any]:
+    """Submissions matching the filters (rows of _MEMBER), by id, after `after` (keyset
+    paging)."""
     query = (
-        select(BatchArticle)
+        select_columns(*_MEMBER)
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
         .where(col(BatchArticle.id) > after)
         .order_by(col(BatchArticle.id))
     )
     given = params(filters)
-    query = _filtered(query, given)
-    return list(session.execute(query.limit(limit), given).scalars())
+    how = _search(session, given)
+    if how is not None and not given["query"]:
+        return []
+    return list(session.execute(_filtered(query, given, how).limit(limit), given))
 
 
 @cache
-def _listing(given: frozenset[str]) -> Any:
+def _listing(given: frozenset[str], how: Search | None) -> Any:
     """The statement of a listing page, for filters of these names, built once: the
-    values are bound at each execution (`after`, `limit` and `params`)."""
+    values are bound at each execution (`after`, `limit` and `params`). A full-text query
+    orders by rank (then id) instead of the keyset, and pages by offset."""
     query: Any = (
         select_columns(
             col(BatchArticle.id), col(BatchArticle.article_id), col(BatchArticle.batch_id),
@@ -258,7 +332,13 @@ def _listing(given: frozenset[str]) -> Any:
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
         .where(col(BatchArticle.id) > bindparam("after"))
     )  # fmt: skip
-    query = _filtered(query, given).order_by(col(BatchArticle.id))
+    query = _filtered(query, given - {"query"})
+    if how is None:
+        query = query.add_columns(null().label("rank")).order_by(col(BatchArticle.id))
+    else:
+        hits = _hits(how)
+        query = query.join(hits, hits.c.id == col(Article.id)).add_columns(hits.c.rank)
+        query = query.order_by(hits.c.rank.desc(), col(BatchArticle.id))
     return query.limit(bindparam("limit")).offset(bindparam("offset"))
 
 
@@ -281,8 +361,14 @@ def rows(
     article text, mentions or summaries: this is what GET /articles and `results list`
     serve."""
     given = params(filters)
-    bounds = {"after": after, "limit": limit + 1, "offset": offset}
-    found = session.execute(_listing(frozenset(given)), {**given, **bounds}).all()
+    how = _search(session, given)
+    if how is not None and not given["query"]:
+        return [], None  # no word to look for
+    if how is None:
+        bounds = {"after": after, "limit": limit + 1, "offset": offset}
+    else:  # ranked: the cursor counts the rows given before
+        bounds = {"after": 0, "limit": limit + 1, "offset": after + offset}
+    found = session.execute(_listing(frozenset(given), how), {**given, **bounds}).all()
     more, found = len(found) > limit, found[:limit]
     ids = sorted({r.article_id for r in found})
     names: dict[int, list[str]] = defaultdict(list)
@@ -291,6 +377,11 @@ def rows(
     errors: dict[int, dict[Stage, str]] = defaultdict(dict)
     for article_id, stage, error in session.execute(_ERRORS, {"ids": ids}):
         errors[article_id][Stage(stage)] = error
+    snippets: dict[int, Snippet] = {}
+    if how is not None and ids:
+        for article_id, marked in session.execute(_snippets(how), {**given, "ids": ids}):
+            text_of, marks = search.marked(marked or "")
+            snippets[article_id] = Snippet(text=text_of, marks=marks)
     listed = [
         ArticleRow(
             id=r.id,
@@ -307,10 +398,14 @@ def rows(
             published=r.published,
             entities=names[r.article_id],
             errors=errors[r.article_id],
+            rank=None if r.rank is None else round(float(r.rank), 4),
+            snippet=snippets.get(r.article_id),
         )
         for r in found
     ]
-    return listed, found[-1].id if more else None
+    if not more:
+        return listed, None
+    return listed, found[-1].id if how is None else after + offset + limit
 
 
 # Articles with an entity that answers to `:entity` (its canonical name, a run of its
@@ -318,13 +413,28 @@ def rows(
 ENTITY_ARTICLES = select(col(EntityKey.article_id)).where(col(EntityKey.key) == bindparam("entity"))
 
 
+def iter_documents(
+    session: Session, filters: Filters = NO_FILTERS, *, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every matching record as its document, a block of submissions at a time (keyset on
+    the submission id: each block is one indexed range read, whatever the table size), in
+    constant memory; at most `limit`."""
+    after, left = 0, limit
+    while left is None or left > 0:
+        block = PAGE if left is None else min(PAGE, left)
+        members = submissions(session, filters, after=after, limit=block)
+        if not members:
+            return
+        yield from documents(session, members)
+        after = members[-1].id
+        if left is not None:
+            left -= len(members)
+
+
 def iter_records(session: Session, filters: Filters = NO_FILTERS) -> Iterator[ArticleRecord]:
-    """Every matching record, a page at a time: constant memory whatever the table size."""
-    after = 0
-    while members := submissions(session, filters, after=after, limit=PAGE):
-        yield from submission_records(session, members)
-        after = members[-1].id or 0
-        session.expunge_all()
+    """Every matching record, a block at a time: constant memory whatever the table size."""
+    for doc in iter_documents(session, filters):
+        yield ArticleRecord.model_validate(doc)
 
 
 def top_entities(
@@ -379,18 +489,24 @@ CSV_FIELDS = (
 )
 
 
-def csv_row(record: ArticleRecord) -> dict[str, str]:
-    """One flat row per article: top entities and keyphrases joined with '; ', and no cell
-    that a spreadsheet would run as a formula."""
-    dateline = record.dateline
-    flat = record.model_dump(include=set(CSV_FIELDS))
+def csv_row(doc: dict[str, Any]) -> dict[str, str]:
+    """One flat row per record (a document, see `documents`): top entities and keyphrases
+    joined with '; ', and no cell that a spreadsheet would run as a formula."""
+    dateline = doc["dateline"]
+    failed = {
+        stage: s["error"]
+        for stage, s in doc["stages"].items()
+        if s["status"] == Status.FAILED and s["error"]
+    }
     row = {
-        **{k: v for k, v in flat.items() if not isinstance(v, (dict, list))},
-        "dateline": ", ".join(v for v in (dateline.place, dateline.date) if v) if dateline else "",
-        "entities": "; ".join(f"{e.name} ({e.label})" for e in record.entities[:10]),
-        "keyphrases": "; ".join(k.text for k in record.keyphrases),
-        "summary": record.summary.text,
-        "errors": "; ".join(f"{stage}: {error}" for stage, error in record.errors().items()),
+        **{key: doc[key] for key in CSV_FIELDS if not isinstance(doc.get(key, []), (dict, list))},
+        "dateline": ", ".join(v for v in (dateline["place"], dateline["date"]) if v)
+        if dateline
+        else "",
+        "entities": "; ".join(f"{e['name']} ({e['label']})" for e in doc["entities"][:10]),
+        "keyphrases": "; ".join(k["text"] for k in doc["keyphrases"]),
+        "summary": doc["summary"]["text"],
+        "errors": "; ".join(f"{stage}: {error}" for stage, error in failed.items()),
     }
     return {key: cell(value) for key, value in row.items()}
 
@@ -401,16 +517,19 @@ def export(
     *,
     fmt: str = "jsonl",
     filters: Filters = NO_FILTERS,
+    limit: int | None = None,
 ) -> int:
-    """Stream records to `out` as JSONL or CSV; returns how many were written."""
+    """Stream records to `out` as JSONL or CSV; returns how many were written. A JSONL
+    line is the record's document serialised as it is (the same bytes as the validated
+    record's JSON, which the tests check)."""
     count = 0
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
     if writer:
         writer.writeheader()
-    for record in iter_records(session, filters):
+    for doc in iter_documents(session, filters, limit=limit):
         if writer:
-            writer.writerow(csv_row(record))
+            writer.writerow(csv_row(doc))
         else:
-            out.write(record.model_dump_json() + "\n")
+            out.write(to_json(doc).decode() + "\n")
         count += 1
     return count

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from newsflow import delivery, tallies
 from newsflow.config import Settings, mask_url
-from newsflow.contract import Stage
+from newsflow.contract import STAGES, Stage
 from newsflow.db import error_reason, insert, session_scope
 from newsflow.errors import NewsflowError, ServiceUnavailable
 from newsflow.models import Article, Batch, BatchArticle, table_of, utcnow
@@ -265,3 +266,37 @@ def submit(
         result.queued,
     )
     return result.result()
+
+
+def reprocess(
+    settings: Settings,
+    *,
+    batch_id: int | None = None,
+    stages: Sequence[str] = STAGES,
+    before: str | None = None,
+    model: str | None = None,
+) -> delivery.Reopened:
+    """Run `stages` again on stored articles (of one batch, or all) whose output of them
+    was made by a newsflow older than `before`, or by the model `model` (every finished
+    one when neither is given), through the queues like new work; see delivery.reprocess."""
+    check_broker(settings)
+    limit = Version(before) if before is not None else None
+
+    def chosen(version: str | None, made_by: str | None) -> bool:
+        if model is not None and made_by != model:
+            return False
+        if limit is None:
+            return True
+        try:
+            return version is None or Version(version) < limit
+        except InvalidVersion:  # not a version this code wrote: older than any
+            return True
+
+    return delivery.reprocess(
+        settings.database_url,
+        sender_of(settings),
+        chunk_size=settings.chunk_size,
+        stages=stages,
+        chosen=chosen,
+        batch_id=batch_id,
+    )

@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from newsflow.contract import ARTICLE_STATUSES, FAILED
-from newsflow.record import ArticleRecord, ArticleRow, EntityCount, ServiceStatus
-from producer.terminal import shown
+from newsflow.record import ArticleRecord, ArticleRow, EntityCount, ServiceStatus, Snippet
+from producer.terminal import CONTROL, shown
 
 
 def results_table(records: list[ArticleRecord]) -> Table:
@@ -52,10 +52,10 @@ def status_view(report: ServiceStatus) -> Table:
         workers = (
             ", ".join(
                 f"{w.name} ({w.concurrency} proc, {w.active} active, "
-                f"up {w.uptime_s} s, answered {w.last_seen[11:19]} UTC)"
+                f"up {w.uptime_s} s, last heard {w.last_seen[11:19]} UTC)"
                 for w in report.workers
             )
-            or "none answered"
+            or "none heard from in the last 20 s"
         )
         grid.add_row(f"workers: {shown(workers)}")
     if report.languages:
@@ -128,10 +128,13 @@ def article_view(record: ArticleRecord) -> Group:
 def listing_table(rows: list[ArticleRow]) -> Table:
     """`results list`: a row per article of the page."""
     table = Table()
+    searched = any(r.snippet is not None for r in rows)
     for column in ("id", "batch", "your id", "status", "title", "agency", "entities"):
         table.add_column(column)
+    if searched:
+        table.add_column("matched")
     for r in rows:
-        table.add_row(
+        cells: list[str | Text] = [
             str(r.id),
             str(r.batch_id),
             shown(r.external_id or ""),
@@ -139,8 +142,25 @@ def listing_table(rows: list[ArticleRow]) -> Table:
             shown((r.title or "")[:60]),
             shown(r.agency or ""),
             shown(", ".join(r.entities)),
-        )
+        ]
+        if searched:
+            cells.append(snippet_text(r.snippet))
+        table.add_row(*cells)
     return table
+
+
+def snippet_text(snippet: Snippet | None) -> Text:
+    """A snippet with its matches in bold (the text itself is never markup)."""
+    out = Text()
+    if snippet is None:
+        return out
+    at = 0
+    for start, end in snippet.marks:
+        out.append(CONTROL.sub("", snippet.text[at:start]))
+        out.append(CONTROL.sub("", snippet.text[start:end]), style="bold")
+        at = end
+    out.append(CONTROL.sub("", snippet.text[at:]))
+    return out
 
 
 def entities_table(rows: list[EntityCount]) -> Table:

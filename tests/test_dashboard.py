@@ -135,6 +135,37 @@ def test_the_dashboard_follows_a_batch_and_shows_its_articles(
     assert page.locator("table.rows tbody tr").count() == 30
 
 
+def test_the_search_box_finds_articles_and_marks_where(
+    server: Server, stack: Stack, page: Any
+) -> None:
+    text = (
+        "OSK, June 2 (Reuters) - The lighthouse keepers of Osk counted 412 puffins on the "
+        "north cliffs this spring, twice last year's number, the island trust said.\n\n"
+        "Trust warden Ilse Marr said the colony had recovered since rats were cleared."
+    )
+    story = {"id": "d-puffins", "title": "Puffin count", "text": text}
+    sent = httpx.post(f"{server.url}/batches", json=[story], headers=AUTH)
+    assert sent.status_code == 201, sent.text
+    stack.wait(sent.json()["batch_id"])
+
+    page.goto(f"{server.url}/")
+    page.fill("form.search input[name=q]", "puffin colony")
+    page.press("form.search input[name=q]", "Enter")
+    page.wait_for_url("**/view/articles?q=*")
+    rows = page.locator("table.rows tbody tr")
+    assert rows.count() == 1 and "Puffin count" in rows.first.inner_text()
+    marks = rows.first.locator(".snippet mark")
+    assert marks.count() >= 1
+    assert {marks.nth(i).inner_text().lower()[:6] for i in range(marks.count())} <= {
+        "puffin", "colony"
+    }  # fmt: skip
+    shot(page, "search", stack)
+    page.fill("form.search input[name=q]", HOSTILE)
+    page.press("form.search input[name=q]", "Enter")
+    page.wait_for_load_state()
+    assert HOSTILE in page.locator("h1").inner_text()  # text, never run (no dialog opened)
+
+
 def test_requeue_works_with_the_token_and_is_refused_without(
     server: Server, stack: Stack, page: Any
 ) -> None:

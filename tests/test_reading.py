@@ -5,14 +5,22 @@ added it fills it on a populated database."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import threading
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
-from newsflow import db, tallies
+from newsflow import __version__, db, tallies
+from newsflow.contract import Stage
+from newsflow.models import BatchArticle, Keyphrase, StageRow
 from newsflow.record import Filters
-from tests.conftest import Stack
+from tests.conftest import ROOT, Stack, wait_for
+from tests.test_cli import _env, newsflow
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +77,9 @@ def two_batches(stack: Stack) -> tuple[int, int]:
     return first.id, second.id
 
 
-def test_kept_figures_equal_a_count_from_scratch(stack: Stack, two_batches: tuple[int, int]) -> None:
+def test_kept_figures_equal_a_count_from_scratch(
+    stack: Stack, two_batches: tuple[int, int]
+) -> None:
     url = stack.settings.database_url
     figures = kept(url)
     assert figures == recounted(url)
@@ -104,6 +114,119 @@ def test_reads_answer_from_what_is_kept(stack: Stack, two_batches: tuple[int, in
     status = client.status(batch_id=first)
     assert [f.record_id for f in status.failures] == [failed[0].id]
     assert status.languages.get("en") == 2
+
+
+def test_an_export_line_is_the_record_itself(stack: Stack, two_batches: tuple[int, int]) -> None:
+    """Export serialises the record's document without building the model: byte for byte
+    what the validated record gives (JSONL), one row per record (CSV), at most `limit`."""
+    client = stack.client
+    for batch_id in two_batches:
+        out = io.StringIO()
+        assert client.export(out, Filters(batch_id=batch_id)) == 3
+        lines = out.getvalue().splitlines()
+        records = [client.record(json.loads(line)["id"]) for line in lines]
+        assert lines == [record.model_dump_json() for record in records]
+        assert all(r.pipeline.stages[Stage.CLEAN].version == __version__ for r in records)
+        table = io.StringIO()
+        client.export(table, Filters(batch_id=batch_id), fmt="csv")
+        assert [row["id"] for row in csv.DictReader(io.StringIO(table.getvalue()))] == [
+            str(r.id) for r in records
+        ]
+    assert client.export(io.StringIO(), limit=2) == 2
+
+
+def test_full_text_search_ranks_marks_and_combines_with_filters(
+    stack: Stack, two_batches: tuple[int, int]
+) -> None:
+    first, second = two_batches
+    client = stack.client
+    found = client.rows(Filters(query="ferry bookings"))[0]  # stemmed: "ferries"
+    assert [r.external_id for r in found] == ["ferries-a"]
+    snippet = found[0].snippet
+    assert snippet is not None and snippet.marks
+    assert {snippet.text[a:b].lower()[:4] for a, b in snippet.marks} <= {"ferr", "book"}
+    assert found[0].rank is not None and found[0].rank > 0
+
+    library = client.rows(Filters(query="library"))[0]
+    assert {r.external_id for r in library} >= {"cole-a", "cole-b", "cole-c"}
+    assert [r.external_id for r in client.rows(Filters(query="library", batch_id=first))[0]] == [
+        "cole-a"
+    ]
+    phrase = client.rows(Filters(query='"grape harvest"', batch_id=second))[0]
+    assert [r.external_id for r in phrase] == ["harvest-b"]
+    assert client.rows(Filters(query='"harvest grape"', batch_id=second))[0] == []
+    either = client.rows(Filters(query="Velden or harvest"))[0]
+    assert {r.external_id for r in either} == {"ferries-a", "harvest-b"}
+    without = client.rows(Filters(query="library -midnight"))[0]
+    assert without == []  # every library story says midnight
+    for hostile in ('"unbalanced (', "AND OR NOT", "*", "-", "ferr:*"):
+        client.rows(Filters(query=hostile))  # an answer, never a syntax error
+    page, cursor = client.rows(Filters(query="library"), limit=2)
+    assert len(page) == 2 and cursor is not None
+    rest, _ = client.rows(Filters(query="library"), after=cursor, limit=50)
+    assert {r.id for r in page}.isdisjoint(r.id for r in rest)
+    assert len(page) + len(rest) == len(library)
+
+
+def test_results_list_query_on_the_command_line(stack: Stack, two_batches: tuple[int, int]) -> None:
+    listed = newsflow("results", "list", "--query", "Velden", "--json", env=_env(stack), cwd=ROOT)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["external_id"] for r in rows] == ["ferries-a"] and rows[0]["snippet"]["marks"]
+    table = newsflow("results", "list", "-q", "Velden", env=_env(stack), cwd=ROOT)
+    assert "matched" in table.stdout and "Velden" in table.stdout
+
+
+def test_reprocess_by_version_replaces_output_and_readers_never_see_half(
+    stack: Stack, two_batches: tuple[int, int]
+) -> None:
+    url, client = stack.settings.database_url, stack.client
+    first, _ = two_batches
+    members = select(BatchArticle.article_id).where(BatchArticle.batch_id == first)
+    with db.session_scope(url) as session:  # as if 0.0.1 had made batch 1's extract output
+        session.execute(
+            update(StageRow)
+            .where(col(StageRow.stage) == "extract", col(StageRow.article_id).in_(members))
+            .values(version="0.0.1")
+        )
+        session.execute(
+            update(Keyphrase)
+            .where(col(Keyphrase.article_id).in_(members))
+            .values(text="old " + col(Keyphrase.text))
+        )
+    done = [r.id for r in client.rows(Filters(batch_id=first, status="done"))[0]]
+    seen: list[tuple[frozenset[bool], str | None]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for record in map(client.record, done):
+                old = frozenset(k.text.startswith("old ") for k in record.keyphrases)
+                seen.append((old, record.pipeline.stages[Stage.EXTRACT].version))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        found = client.reprocess(batch_id=first, stages=["extract"], before=__version__)
+        assert found.sent == {"extract": len(done)}
+
+        def remade() -> bool:
+            records = [client.record(i) for i in done]
+            return all(
+                r.status == "done" and r.pipeline.stages[Stage.EXTRACT].version == __version__
+                for r in records
+            )
+
+        wait_for(remade, timeout=120)
+    finally:
+        stop.set()
+        reader.join()
+    assert seen and all(
+        (old, version) in {(frozenset({True}), "0.0.1"), (frozenset({False}), __version__)}
+        for old, version in seen
+    ), "a reader saw a half-written output"
+    assert client.reprocess(batch_id=first, before=__version__).sent == {}
+    assert kept(url) == recounted(url)
 
 
 def test_the_migration_fills_what_is_kept_on_a_populated_database(

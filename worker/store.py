@@ -269,6 +269,7 @@ def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
         session.execute(update(Article), rows)
     save_stages(session, stage=Stage.CLEAN, outcomes=outcomes)
     cleaned = [row["id"] for row in rows]
+    delivery.reopen_later_stages(session, cleaned)  # a clean run again: they start anew
     for stage in AFTER_CLEAN:  # queued with the clean result, sent once it is committed
         delivery.mark_queued(session, stage=stage, article_ids=cleaned)
     tallies.languages_changed(

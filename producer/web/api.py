@@ -13,6 +13,7 @@ from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from packaging.version import Version
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -222,8 +223,49 @@ def requeue_batch(
     return {"sent": found.sent, "skipped": found.skipped}
 
 
+class Reprocess(BaseModel):
+    """POST /reprocess: which stored output to make again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only this batch.")
+    stages: list[Stage] = Field(
+        default=list(Stage),
+        min_length=1,
+        description="The stages to run again (clean runs the later ones too).",
+    )
+    before: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Only output made by a newsflow older than this version.",
+    )
+    model: str | None = Field(
+        default=None, max_length=200, description="Only output made with this model."
+    )
+
+    @field_validator("before")
+    @classmethod
+    def _a_version(cls, before: str | None) -> str | None:
+        if before is not None:
+            Version(before)  # InvalidVersion is a ValueError: a 422 naming the field
+        return before
+
+
+@router.post("/reprocess", status_code=202, tags=["batches"])
+def reprocess(request: Reprocess, client: Writer) -> dict[str, Any]:
+    """Run stages again on stored articles after the rules or the model changed, queued as
+    new work while the service runs: readers see the old output until the new one is
+    stored; GET /status shows the progress. Says how many stage runs were queued."""
+    if request.before is not None and request.model is not None:
+        raise HTTPException(422, "give `before` or `model`, not both")
+    found = client.reprocess(
+        batch_id=request.batch, stages=request.stages, before=request.before, model=request.model
+    )
+    return {"queued": found.sent}
+
+
 def _query_name(field: str) -> str:
-    return "batch" if field == "batch_id" else field  # ?batch=, as everywhere in the API
+    return {"batch_id": "batch", "query": "q"}.get(field, field)  # ?batch=, ?q=
 
 
 class ArticleQuery(Filters):

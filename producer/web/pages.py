@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Query, Request
@@ -17,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from newsflow.contract import ARTICLE_STATUSES, FAILED, Status
-from newsflow.record import ArticleRecord, Filters
+from newsflow.record import ArticleRecord, Filters, Snippet
 from producer.web.auth import Reader
 
 router = APIRouter(include_in_schema=False)
@@ -77,10 +78,37 @@ def articles_page(
     client: Reader,
     entity: Annotated[str | None, Query(max_length=200)] = None,
     batch: int | None = None,
+    q: Annotated[str | None, Query(max_length=500)] = None,
     cursor: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    rows, after = client.rows(Filters(entity=entity, batch_id=batch), after=cursor, limit=100)
-    return _page(request, "articles.html", rows=rows, entity=entity, batch=batch, after=after)
+    """Records, a page at a time: of a batch, naming an entity, or matching a search (the
+    box on every page), best match first with where it matched."""
+    q = (q or "").strip() or None
+    filters = Filters(entity=entity, batch_id=batch, query=q)
+    rows, after = client.rows(filters, after=cursor, limit=100)
+    more = {"entity": entity, "batch": batch, "q": q, "cursor": after}
+    return _page(
+        request,
+        "articles.html",
+        rows=rows,
+        entity=entity,
+        batch=batch,
+        q=q,
+        after=after,
+        next_page=urlencode({k: v for k, v in more.items() if v is not None}),
+    )
+
+
+def snippet_parts(snippet: Snippet) -> list[tuple[str, bool]]:
+    """A snippet as (text, matched) stretches, for the template to mark without markup."""
+    parts, at = [], 0
+    for start, end in snippet.marks:
+        parts += [(snippet.text[at:start], False), (snippet.text[start:end], True)]
+        at = end
+    return [*parts, (snippet.text[at:], False)]
+
+
+templates.env.filters["snippet_parts"] = snippet_parts
 
 
 @router.get("/view/articles/{article_id}", response_class=HTMLResponse)
