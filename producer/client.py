@@ -26,7 +26,7 @@ from newsflow.record import (
     ServiceStatus,
     Submitted,
 )
-from producer import broker, monitor, results, submit
+from producer import broker, export, monitor, results, submit
 from producer.broker import check_broker
 from producer.progress import progress_bar
 from producer.sources import read_inputs
@@ -158,7 +158,7 @@ class Client:
         many."""
         with read_scope(self.settings.database_url) as session:
             _known_batch(session, filters.batch_id)
-            return results.export(session, out, fmt=fmt, filters=filters, limit=limit)
+            return export.write_records(session, out, fmt=fmt, filters=filters, limit=limit)
 
     def results(self, filters: Filters = NO_FILTERS) -> Iterator[ArticleRecord]:
         """Output records matching the filters, streamed a page at a time."""

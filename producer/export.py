@@ -1,0 +1,180 @@
+"""Export: every matching record as JSONL or CSV, streamed at the database's pace.
+
+A block of 1,000 submissions is one keyset read (results.blocks); on PostgreSQL one more
+statement writes the block's records as JSON text (POSTGRES_RECORDS), so no row of a
+record's entities, mentions or summary is read into Python; elsewhere the records are
+built from seven statements a block (results.documents) and serialised as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+from pydantic_core import to_json
+from sqlalchemy import bindparam, text
+from sqlmodel import Session
+
+from newsflow.contract import STAGES, Status
+from newsflow.record import NO_FILTERS, Filters
+from producer.results import blocks, documents
+from producer.terminal import cell
+
+
+# A record as JSON text made by PostgreSQL itself, for a block of submissions (`:ids`):
+# the export's fast path, which reads no row into Python. row_to_json and array_to_json
+# write compact JSON (json_build_object and json_agg would add spaces and line breaks),
+# with keys in the order of ArticleRecord's fields. Parsed, a line equals the record
+# that `documents` builds (the tests check it on every record they export).
+def _children(columns: str, source: str, order: str) -> str:
+    """A JSON array of the rows of `source`, each an object of `columns`, in `order`."""
+    return (
+        f"(SELECT coalesce(array_to_json(array_agg(c)), '[]') FROM "
+        f"(SELECT {columns} FROM {source} ORDER BY {order}) c)"
+    )
+
+
+def _by_stage(columns: str) -> str:
+    """A JSON object of the content's stage rows, keyed by stage in pipeline order."""
+    order = " ".join(f"WHEN '{stage}' THEN {i}" for i, stage in enumerate(STAGES))
+    return (
+        "(SELECT coalesce(('{' || string_agg(to_json(s.stage)::text || ':' || "
+        f"row_to_json(v)::text, ',' ORDER BY CASE s.stage {order} ELSE 9 END) || '}}')::json, "
+        f"'{{}}') FROM stages s, LATERAL (SELECT {columns}) v "
+        "WHERE s.article_id = m.article_id)"
+    )
+
+
+_MENTIONS = (  # per entity of the content: its mentions, from one read of the content's
+    "(SELECT x.entity_idx, array_to_json(array_agg(c ORDER BY x.idx)) AS mentions FROM (SELECT "
+    'x.entity_idx, x.idx, x.start, x."end", x.text FROM mentions x WHERE x.article_id = '
+    'm.article_id) x, LATERAL (SELECT x.start, x."end", x.text) c '
+    "GROUP BY x.entity_idx)"
+)
+_ENTITIES = _children(
+    "e.name, e.label, e.count, e.salience, coalesce(e.aliases, '[]') AS aliases, "
+    "coalesce(g.mentions, '[]') AS mentions",
+    f"entities e LEFT JOIN {_MENTIONS} g ON g.entity_idx = e.idx WHERE e.article_id = m.article_id",
+    "e.idx",
+)
+_REMOVED = _children(
+    "x->'text' AS text, x->'reason' AS reason",
+    "json_array_elements(coalesce(a.removed, '[]')) WITH ORDINALITY AS q(x, n)",
+    "n",
+)
+_KEYPHRASES = _children(
+    "k.text, k.score", "keyphrases k WHERE k.article_id = m.article_id", "k.rank"
+)
+_SENTENCES = _children(
+    'u.sentence_index AS index, u.start, u."end", u.text',
+    "summary_sentences u WHERE u.article_id = m.article_id",
+    "u.position",
+)
+_EXTRACT = "(SELECT {column} FROM stages WHERE article_id = m.article_id AND stage = 'extract')"
+POSTGRES_RECORDS = text(
+    "SELECT row_to_json(r)::text FROM (SELECT m.id, m.article_id AS content_id, "
+    "(SELECT count(*) FROM batch_articles o WHERE o.article_id = m.article_id) "
+    "AS content_submissions, m.external_id, m.batch_id, m.status, "
+    "coalesce(m.title, CASE WHEN a.title IS DISTINCT FROM a.given_title THEN a.title END) "
+    "AS title, a.byline, CASE WHEN a.dateline_place IS NOT NULL OR a.dateline_date IS NOT "
+    "NULL THEN (SELECT row_to_json(d) FROM (SELECT a.dateline_place AS place, "
+    "a.dateline_date AS date) d) END AS dateline, a.agency, a.language, "
+    "coalesce(m.published, a.guessed_published) AS published, CASE WHEN m.published IS NOT "
+    "NULL THEN 'submitter' WHEN a.guessed_published IS NOT NULL THEN 'article' END "
+    "AS published_from, m.url, m.origin AS source, m.source AS submitted_from, a.text, "
+    f"coalesce(a.captions, '[]') AS captions, a.word_count, {_REMOVED} AS removed, "
+    f"{_ENTITIES} AS entities, {_KEYPHRASES} AS keyphrases, "
+    "(SELECT row_to_json(y) FROM (SELECT (SELECT coalesce(string_agg(u.text, ' ' ORDER BY "
+    "u.position), '') FROM summary_sentences u WHERE u.article_id = m.article_id) AS text, "
+    f"{_SENTENCES} AS sentences) y) AS summary, "
+    f"{_by_stage('s.status, s.error, s.seconds')} AS stages, "
+    f"(SELECT row_to_json(p) FROM (SELECT {_EXTRACT.format(column='version')} AS version, "
+    f"{_EXTRACT.format(column='model')} AS model, "
+    f"{_by_stage('s.version, s.model')} AS stages) p) AS pipeline "
+    "FROM batch_articles m JOIN articles a ON a.id = m.article_id "
+    "WHERE m.id IN :ids ORDER BY m.id) r"
+).bindparams(bindparam("ids", expanding=True))
+
+
+def iter_json(
+    session: Session, filters: Filters = NO_FILTERS, *, limit: int | None = None
+) -> Iterator[str]:
+    """Every matching record as one line of JSON, in constant memory; at most `limit`.
+    PostgreSQL writes the JSON itself (POSTGRES_RECORDS), a block per statement."""
+    made_by_database = session.get_bind().dialect.name == "postgresql"
+    for members in blocks(session, filters, limit):
+        if made_by_database:
+            ids = {"ids": [m.id for m in members]}
+            yield from session.execute(POSTGRES_RECORDS, ids).scalars()
+        else:
+            yield from (to_json(doc).decode() for doc in documents(session, members))
+
+
+CSV_FIELDS = (
+    "id",
+    "content_id",
+    "content_submissions",
+    "external_id",
+    "batch_id",
+    "status",
+    "title",
+    "byline",
+    "dateline",
+    "agency",
+    "language",
+    "published",
+    "url",
+    "source",
+    "word_count",
+    "entities",
+    "keyphrases",
+    "summary",
+    "errors",
+)
+
+
+def csv_row(doc: dict[str, Any]) -> dict[str, str]:
+    """One flat row per record (a document, see `documents`): top entities and keyphrases
+    joined with '; ', and no cell that a spreadsheet would run as a formula."""
+    dateline = doc["dateline"]
+    failed = {
+        stage: s["error"]
+        for stage, s in doc["stages"].items()
+        if s["status"] == Status.FAILED and s["error"]
+    }
+    row = {
+        **{key: doc[key] for key in CSV_FIELDS if not isinstance(doc.get(key, []), (dict, list))},
+        "dateline": ", ".join(v for v in (dateline["place"], dateline["date"]) if v)
+        if dateline
+        else "",
+        "entities": "; ".join(f"{e['name']} ({e['label']})" for e in doc["entities"][:10]),
+        "keyphrases": "; ".join(k["text"] for k in doc["keyphrases"]),
+        "summary": doc["summary"]["text"],
+        "errors": "; ".join(f"{stage}: {error}" for stage, error in failed.items()),
+    }
+    return {key: cell(value) for key, value in row.items()}
+
+
+def write_records(
+    session: Session,
+    out: IO[str],
+    *,
+    fmt: str = "jsonl",
+    filters: Filters = NO_FILTERS,
+    limit: int | None = None,
+) -> int:
+    """Stream records to `out` as JSONL or CSV; returns how many were written. A JSONL
+    line parses to the record (the tests check every one they export)."""
+    count = 0
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    for line in iter_json(session, filters, limit=limit):
+        if writer:
+            writer.writerow(csv_row(json.loads(line)))
+        else:
+            out.write(line + "\n")
+        count += 1
+    return count
