@@ -4,8 +4,9 @@ every stored row: each submission's status (models.BatchArticle.status), counts 
 answer to (models.EntityKey).
 
 Every transaction that changes stage rows calls `settle` after them; the extract stage
-calls `count_entities` around replacing entities; a submit calls `submissions_added`;
-the clean stage `languages_changed`. Each first locks the contents it touches (in id
+counts, in one write, what its old entities take away and its new ones add
+(`standing`, `count_entities`); a submit calls `submissions_added`; the clean stage
+`languages_changed`. Each first locks the contents it touches (in id
 order, FOR NO KEY UPDATE on PostgreSQL, which a submission's foreign key check does not
 wait for), then reads what to count, then writes counts in key order: two transactions
 that count the same content run one after the other, and no two wait for each other in
@@ -211,7 +212,7 @@ def submissions_added(session: Session, batch_id: int, content_ids: Sequence[int
             changes[(batch_id, LANGUAGE, language)] += 1
         if everywhere[i] == slab[i]:  # a new content
             changes[(ALL, LANGUAGE, language)] += 1
-    tallies: dict[tuple[int, str, str], list[float]] = {}
+    tallies: Standing = {}
     for article_id, (name, label), (mentions, salience) in _entities(session, ids):
         k, fresh = slab[article_id], int(article_id in first)
         _tally(tallies, (batch_id, name, label), k, fresh, mentions * fresh, salience * fresh)
@@ -280,21 +281,34 @@ def _add_entities(session: Session, tallies: Mapping[tuple[int, str, str], list[
         )
 
 
-def count_entities(session: Session, content_ids: Sequence[int], sign: int) -> None:
-    """Add (sign 1) or take away (sign -1) the stored entities of these contents from the
-    entities' standing, in every batch that holds a submission of them. The extract stage
-    takes away before it replaces entities and adds after."""
+Standing = dict[tuple[int, str, str], list[float]]  # (batch, name, label) -> figures
+
+
+def standing(session: Session, content_ids: Sequence[int], sign: int = 1) -> Standing:
+    """What the stored entities of these contents add (sign 1) or take away (sign -1)
+    from the entities' standing, in every batch that holds a submission of them."""
     ids = sorted(set(content_ids))
     lock_contents(session, ids)
     copies: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for row in _submissions(session, ids):
         copies[row.article_id][row.batch_id] += row.n
-    tallies: dict[tuple[int, str, str], list[float]] = {}
+    tallies: Standing = {}
     for article_id, (name, label), (mentions, salience) in _entities(session, ids):
         per_batch = copies.get(article_id, {})
         for b, k in (*per_batch.items(), (ALL, sum(per_batch.values()))):
             _tally(tallies, (b, name, label), sign * k, sign, sign * mentions, sign * salience)
-    _add_entities(session, tallies)
+    return tallies
+
+
+def count_entities(session: Session, *parts: Standing) -> None:
+    """Add these changes to the entities' standing, as one write in key order: the extract
+    stage passes what its old entities took away and what its new ones add, so two
+    stages never hold some of each other's rows."""
+    merged: Standing = {}
+    for part in parts:
+        for key, figures in part.items():
+            _tally(merged, key, *figures)
+    _add_entities(session, merged)
 
 
 def languages_changed(
@@ -356,7 +370,7 @@ def recount(session: Session, *, keys: bool = True) -> None:
             session.execute(
                 update(BatchArticle).where(col(BatchArticle.article_id).in_(chosen)).values(values)
             )
-        count_entities(session, page, 1)
+        count_entities(session, standing(session, page))
         if keys:
             write_keys(session, _stored_keys(session, page))
     changes: Counter[tuple[int, str, str]] = Counter()

@@ -282,7 +282,7 @@ def save_extract(session: Session, outcomes: Sequence[Outcome]) -> None:
     """Replace the entities, mentions and keyphrases of these articles."""
     ids = [o.article_id for o in outcomes]
     lock(session, stage=Stage.EXTRACT, article_ids=ids)
-    tallies.count_entities(session, ids, -1)
+    replaced = tallies.standing(session, ids, -1)
     for table in (Mention, Entity, Keyphrase):
         session.execute(delete(table).where(col(table.article_id).in_(ids)))
     entities: list[dict[str, Any]] = []
@@ -325,7 +325,7 @@ def save_extract(session: Session, outcomes: Sequence[Outcome]) -> None:
     for table, rows in ((Entity, entities), (Mention, mentions), (Keyphrase, phrases)):
         if rows:
             session.execute(insert(session, table), rows)
-    tallies.count_entities(session, ids, 1)
+    tallies.count_entities(session, replaced, tallies.standing(session, ids))
     tallies.write_keys(session, keys)
     save_stages(session, stage=Stage.EXTRACT, outcomes=outcomes)
     tallies.settle(session, ids)
