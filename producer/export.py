@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 from pydantic_core import to_json
-from sqlalchemy import bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlmodel import Session
 
 from newsflow.contract import STAGES, Status
@@ -103,13 +104,47 @@ def iter_json(
 ) -> Iterator[str]:
     """Every matching record as one line of JSON, in constant memory; at most `limit`.
     PostgreSQL writes the JSON itself (POSTGRES_RECORDS), a block per statement."""
-    made_by_database = session.get_bind().dialect.name == "postgresql"
+    if session.get_bind().dialect.name == "postgresql":
+        yield from _database_json(session, filters, limit)
+        return
     for members in blocks(session, filters, limit):
-        if made_by_database:
-            ids = {"ids": [m.id for m in members]}
-            yield from session.execute(POSTGRES_RECORDS, ids).scalars()
-        else:
-            yield from (to_json(doc).decode() for doc in documents(session, members))
+        yield from (to_json(doc).decode() for doc in documents(session, members))
+
+
+def _database_json(session: Session, filters: Filters, limit: int | None) -> Iterator[str]:
+    """Two server processes write the blocks in turn, the next block's JSON made while
+    this one is handed on (a server process makes a block on one core): a second
+    connection on the session's own snapshot (pg_export_snapshot, as pg_dump's parallel
+    jobs do) reads what the session reads, whatever is committed meanwhile."""
+    snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)  # a read_scope's: REPEATABLE READ and read only
+    helper = bind.connect()
+    try:
+        helper.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # its first statement
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead: Future[list[str]] | None = None
+            for turn, members in enumerate(blocks(session, filters, limit)):
+                ids = {"ids": [m.id for m in members]}
+                if turn % 2:  # the helper's block: made while the session makes the next
+                    if ahead is not None:
+                        yield from ahead.result()
+                    ahead = pool.submit(_json_of, helper, ids)
+                    continue
+                lines = list(session.execute(POSTGRES_RECORDS, ids).scalars())
+                if ahead is not None:
+                    yield from ahead.result()
+                    ahead = None
+                yield from lines
+            if ahead is not None:
+                yield from ahead.result()
+    finally:
+        helper.rollback()
+        helper.close()
+
+
+def _json_of(connection: Connection, ids: dict[str, list[int]]) -> list[str]:
+    return list(connection.execute(POSTGRES_RECORDS, ids).scalars())
 
 
 CSV_FIELDS = (

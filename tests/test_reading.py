@@ -19,6 +19,7 @@ from newsflow import __version__, db, tallies
 from newsflow.contract import Stage
 from newsflow.models import BatchArticle, Keyphrase, StageRow
 from newsflow.record import Filters
+from producer import results
 from tests.conftest import ROOT, Stack, wait_for
 from tests.test_cli import _env, newsflow
 
@@ -134,6 +135,20 @@ def test_an_export_line_is_the_record_itself(stack: Stack, two_batches: tuple[in
             str(r.id) for r in records
         ]
     assert client.export(io.StringIO(), limit=2) == 2
+
+
+def test_an_export_in_many_blocks_keeps_order_and_snapshot(
+    stack: Stack, two_batches: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of two, so on PostgreSQL the session and its helper connection (on the
+    session's snapshot) take turns: every record once, in id order."""
+    client = stack.client
+    whole = io.StringIO()
+    client.export(whole)
+    monkeypatch.setattr(results, "PAGE", 2)
+    blocks = io.StringIO()
+    assert client.export(blocks) == len(whole.getvalue().splitlines()) >= 6
+    assert blocks.getvalue() == whole.getvalue()
 
 
 def test_full_text_search_ranks_marks_and_combines_with_filters(
