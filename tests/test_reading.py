@@ -117,6 +117,17 @@ def test_reads_answer_from_what_is_kept(stack: Stack, two_batches: tuple[int, in
     assert status.languages.get("en") == 2
 
 
+def test_a_common_entity_is_filtered_the_same_way_as_a_rare_one(
+    stack: Stack, two_batches: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past results.FEW contents an entity is not looked up first: same rows either way."""
+    looked_up = {n: stack.client.rows(Filters(entity=n))[0] for n in ("cole", "nobody")}
+    monkeypatch.setattr(results, "FEW", 0)
+    monkeypatch.setattr(results, "_FEW_ARTICLES", results.ENTITY_ARTICLES.limit(1))
+    assert {n: stack.client.rows(Filters(entity=n))[0] for n in looked_up} == looked_up
+    assert looked_up["cole"] and looked_up["nobody"] == []
+
+
 def test_an_export_line_is_the_record_itself(stack: Stack, two_batches: tuple[int, int]) -> None:
     """Export writes records without building the models (PostgreSQL writes the JSON
     itself): each JSONL line parses to the validated record, CSV has one row per record,
