@@ -358,7 +358,7 @@ def rows(
 ) -> tuple[list[ArticleRow], int | None]:
     """A page of listing rows and the cursor of the next page (None on the last). Keyset
     paged on submission ids, so rows added meanwhile never shift a page; `offset` skips
-    rows after the cursor (the CLI's page numbers). Four prepared statements, none reading
+    rows after the cursor (the CLI's page numbers). A few prepared statements, none reading
     article text, mentions or summaries: this is what GET /articles and `results list`
     serve."""
     given = _bound(session, filters)
