@@ -108,12 +108,13 @@ def add(session: Session, changes: Mapping[tuple[int, str, str], int]) -> None:
     ]
     if not rows:
         return
-    statement = insert(session, table_of(Count)).values(rows)
+    statement = insert(session, table_of(Count))
     session.execute(
         statement.on_conflict_do_update(
             index_elements=["batch_id", "kind", "key"],
             set_={"n": table_of(Count).c.n + statement.excluded.n},
-        )
+        ),
+        rows,
     )
 
 
@@ -268,17 +269,17 @@ def _add_entities(session: Session, tallies: Mapping[tuple[int, str, str], list[
     if not rows:
         return
     table = table_of(EntityTally)
-    for start in range(0, len(rows), PAGE // 8):  # 7 parameters a row
-        statement = insert(session, table).values(rows[start : start + PAGE // 8])
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["batch_id", "name", "label"],
-                set_={
-                    key: table.c[key] + statement.excluded[key]
-                    for key in ("articles", "contents", "mentions", "salience")
-                },
-            )
-        )
+    statement = insert(session, table)
+    session.execute(  # one statement, its rows sent as a batch: compiled once, not per call
+        statement.on_conflict_do_update(
+            index_elements=["batch_id", "name", "label"],
+            set_={
+                key: table.c[key] + statement.excluded[key]
+                for key in ("articles", "contents", "mentions", "salience")
+            },
+        ),
+        rows,
+    )
 
 
 Standing = dict[tuple[int, str, str], list[float]]  # (batch, name, label) -> figures

@@ -41,6 +41,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from spacy.attrs import DEP, IDX, IS_LOWER, LENGTH, POS
+from spacy.symbols import NOUN
+
 from worker.abbreviations import definitions, spelled_initials
 from worker.labels import country, cues, squash
 from worker.names import POSSESSIVE_S, RELABEL_TO_PERSON, Name, names
@@ -157,14 +160,19 @@ class _Builder:
         self.token_at: dict[int, int] = {}  # token index by character offset
         self.lower_words: set[str] = set()  # words written in lower case, and those nouns
         self.lower_nouns: set[str] = set()
-        for token in doc:  # one pass: iterating a Doc costs more than what is done here
-            self.token_at[token.idx] = token.i
-            if token.dep_ in SUBJECT_DEPS:
-                self.subjects.append(token.idx)
-            if token.is_lower:
-                self.lower_words.add(token.text)
-                if token.pos_ == "NOUN":
-                    self.lower_nouns.add(token.text)
+        subject = {doc.vocab.strings[dep] for dep in SUBJECT_DEPS}
+        # One pass over the token attributes as numbers: a Token object per token would
+        # cost more than all that is done with it here.
+        columns = doc.to_array([IDX, LENGTH, DEP, IS_LOWER, POS]).tolist()
+        for i, (start, length, dep, is_lower, pos) in enumerate(columns):
+            self.token_at[start] = i
+            if dep in subject:
+                self.subjects.append(start)
+            if is_lower:
+                word = self.text[start : start + length]
+                self.lower_words.add(word)
+                if pos == NOUN:
+                    self.lower_nouns.add(word)
 
     def add(self, name: Name) -> None:
         start, end, label = name

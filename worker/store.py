@@ -216,7 +216,7 @@ def save_stages(
         }
         for o in outcomes
     ]
-    statement = insert(session, StageRow).values(rows)
+    statement = insert(session, StageRow)  # the rows go as parameters: compiled once
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["article_id", "stage"],
@@ -229,7 +229,7 @@ def save_stages(
             "claim": None,
         },
     )
-    session.execute(statement)
+    session.execute(statement, rows)
 
 
 def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
