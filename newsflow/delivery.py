@@ -81,28 +81,33 @@ def release(session: Session, *, stage: str, article_ids: Sequence[int]) -> None
 def dispatch(url: str, stage: str, article_ids: Sequence[int], send: Send, chunk_size: int) -> int:
     """Claim and send the never-sent rows of `stage` among `article_ids`; returns how many.
 
-    Claims go a page at a time (a statement takes only so many parameters). When sending
-    fails, what was claimed but not sent is released for the next claim (a re-submit,
-    `requeue` or the recovery loop) and the error goes up.
+    Claims go a page at a time (a statement takes only so many parameters).
     """
     sent = 0
     for page in chunked(article_ids, UPDATE_PAGE):
         with session_scope(url) as session:
             claimed = claim_unsent(session, stage=stage, article_ids=page)
-        chunks = chunked(claimed, chunk_size)
-        for position, chunk in enumerate(chunks):
-            try:
-                send(stage, chunk)
-            except Exception:
-                unsent = [i for c in chunks[position:] for i in c]
-                try:
-                    with session_scope(url) as session:
-                        release(session, stage=stage, article_ids=unsent)
-                except Exception:  # the database went too: the recovery loop finds them
-                    log.warning("could not release %s unsent %s rows", len(unsent), stage)
-                raise
-            sent += len(chunk)
+        sent += send_claimed(url, stage, claimed, send, chunk_size)
     return sent
+
+
+def send_claimed(url: str, stage: str, claimed: Sequence[int], send: Send, chunk_size: int) -> int:
+    """Send rows this caller has claimed, `chunk_size` ids a message. When sending fails,
+    what is not sent yet is released for the next claim (a re-submit, `requeue` or the
+    recovery loop) and the error goes up."""
+    chunks = chunked(claimed, chunk_size)
+    for position, chunk in enumerate(chunks):
+        try:
+            send(stage, chunk)
+        except Exception:
+            unsent = [i for c in chunks[position:] for i in c]
+            try:
+                with session_scope(url) as session:
+                    release(session, stage=stage, article_ids=unsent)
+            except Exception:  # the database went too: the recovery loop finds them
+                log.warning("could not release %s unsent %s rows", len(unsent), stage)
+            raise
+    return len(claimed)
 
 
 @dataclass
@@ -196,18 +201,32 @@ def find_lost(
 
 
 def reopen_page(
-    session: Session, stage: str, article_ids: Sequence[int], quiet: ColumnElement[bool]
+    session: Session,
+    stage: str,
+    article_ids: Sequence[int],
+    quiet: ColumnElement[bool],
+    *,
+    claim: bool = False,
 ) -> list[int]:
     """Reopen these rows of `stage` if still quiet (a worker may just have begun one):
-    queued, their stamp cleared for the next claim; returns those reopened."""
+    queued, their stamp cleared for the next claim, or with `claim` stamped at once for
+    the caller to send (`send_claimed`); returns those reopened."""
+    moving = session.execute(  # a queued row reopened stays queued: its article's status
+        select_columns(col(StageRow.article_id))  # stays too, and needs no settling
+        .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids), quiet)
+        .where(col(StageRow.status) != QUEUED)
+        .order_by(col(StageRow.article_id))
+        .with_for_update()
+    )
+    changed = list(moving.scalars())
     reopened = session.execute(
         update(StageRow)
         .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids), quiet)
-        .values(status=QUEUED, sent_at=None, claim=None, updated_at=utcnow())
+        .values(status=QUEUED, sent_at=utcnow() if claim else None, claim=None, updated_at=utcnow())
         .returning(col(StageRow.article_id))
     )
     ids = sorted(reopened.scalars())
-    tallies.settle(session, ids)
+    tallies.settle(session, changed)
     return ids
 
 
@@ -273,9 +292,9 @@ def resend(
         reopened: list[int] = []
         for page in chunked(ids, UPDATE_PAGE):
             with session_scope(url) as session:
-                now_open = reopen_page(session, name, page, quiet)
+                now_open = reopen_page(session, name, page, quiet, claim=True)
             reopened += now_open
-            found.sent[name] = found.sent.get(name, 0) + dispatch(
+            found.sent[name] = found.sent.get(name, 0) + send_claimed(
                 url, name, now_open, send, chunk_size
             )
         found.ids[name] = reopened

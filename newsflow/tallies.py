@@ -118,8 +118,19 @@ def add(session: Session, changes: Mapping[tuple[int, str, str], int]) -> None:
     )
 
 
+def _among(content_ids: Iterable[int]) -> Any:
+    """Submissions of these contents. The range the ids imply is for PostgreSQL's planner:
+    given a page of 1,000 ids alone it scanned every submission (39 ms at 100,000 stored,
+    ten times that at a million) instead of reading the index."""
+    ids = list(content_ids)
+    column = col(BatchArticle.article_id)
+    return column.in_(ids) & column.between(min(ids, default=0), max(ids, default=0))
+
+
 def _submissions(session: Session, ids: Sequence[int]) -> list[Any]:
     """(article_id, batch_id, status, n): these contents' submissions, grouped."""
+    if not ids:
+        return []
     query = (
         select_columns(
             col(BatchArticle.article_id),
@@ -127,7 +138,7 @@ def _submissions(session: Session, ids: Sequence[int]) -> list[Any]:
             col(BatchArticle.status),
             func.count().label("n"),
         )
-        .where(col(BatchArticle.article_id).in_(ids))
+        .where(_among(ids))
         .group_by(
             col(BatchArticle.article_id), col(BatchArticle.batch_id), col(BatchArticle.status)
         )
@@ -155,7 +166,7 @@ def settle(session: Session, content_ids: Iterable[int]) -> None:
         for new, ids in sorted(moved.items()):
             session.execute(
                 update(BatchArticle)
-                .where(col(BatchArticle.article_id).in_(ids), col(BatchArticle.status) != new)
+                .where(_among(ids), col(BatchArticle.status) != new)
                 .values(status=new, finished_at=now if new in (DONE, FAILED) else None)
             )
         add(session, changes)
@@ -174,14 +185,14 @@ def submissions_added(session: Session, batch_id: int, content_ids: Sequence[int
             update(BatchArticle)
             .where(
                 col(BatchArticle.batch_id) == batch_id,
-                col(BatchArticle.article_id).in_([i for i in ids if status[i] == new]),
+                _among([i for i in ids if status[i] == new]),
             )
             .values(status=new)
         )
     in_batch = dict(
         session.execute(
             select_columns(col(BatchArticle.article_id), func.count())
-            .where(col(BatchArticle.batch_id) == batch_id, col(BatchArticle.article_id).in_(ids))
+            .where(col(BatchArticle.batch_id) == batch_id, _among(ids))
             .group_by(col(BatchArticle.article_id))
         )
         .tuples()
@@ -191,7 +202,7 @@ def submissions_added(session: Session, batch_id: int, content_ids: Sequence[int
     everywhere = dict(
         session.execute(
             select_columns(col(BatchArticle.article_id), func.count())
-            .where(col(BatchArticle.article_id).in_(ids))
+            .where(_among(ids))
             .group_by(col(BatchArticle.article_id))
         )
         .tuples()
@@ -368,9 +379,7 @@ def recount(session: Session, *, keys: bool = True) -> None:
             if status in (DONE, FAILED):
                 values["finished_at"] = last_change
             chosen = [i for i in page if statuses[i] == status]
-            session.execute(
-                update(BatchArticle).where(col(BatchArticle.article_id).in_(chosen)).values(values)
-            )
+            session.execute(update(BatchArticle).where(_among(chosen)).values(values))
         count_entities(session, standing(session, page))
         if keys:
             write_keys(session, _stored_keys(session, page))

@@ -95,7 +95,9 @@ POSTGRES_RECORDS = text(
     f"{_EXTRACT.format(column='model')} AS model, "
     f"{_by_stage('s.version, s.model')} AS stages) p) AS pipeline "
     "FROM batch_articles m JOIN articles a ON a.id = m.article_id "
-    "WHERE m.id IN :ids ORDER BY m.id) r"
+    # The range, implied by the ids, is for the planner: given 1,000 ids alone it scanned
+    # every submission (60 ms a block at 100,000 stored, ten times that at a million).
+    "WHERE m.id IN :ids AND m.id BETWEEN :first AND :last ORDER BY m.id) r"
 ).bindparams(bindparam("ids", expanding=True))
 
 
@@ -125,7 +127,8 @@ def _database_json(session: Session, filters: Filters, limit: int | None) -> Ite
         with ThreadPoolExecutor(max_workers=1) as pool:
             ahead: Future[list[str]] | None = None
             for turn, members in enumerate(blocks(session, filters, limit)):
-                ids = {"ids": [m.id for m in members]}
+                ids = {"ids": [m.id for m in members], "first": members[0].id,
+                       "last": members[-1].id}  # fmt: skip
                 if turn % 2:  # the helper's block: made while the session makes the next
                     if ahead is not None:
                         yield from ahead.result()
@@ -143,7 +146,7 @@ def _database_json(session: Session, filters: Filters, limit: int | None) -> Ite
         helper.close()
 
 
-def _json_of(connection: Connection, ids: dict[str, list[int]]) -> list[str]:
+def _json_of(connection: Connection, ids: dict[str, Any]) -> list[str]:
     return list(connection.execute(POSTGRES_RECORDS, ids).scalars())
 
 

@@ -8,7 +8,7 @@ import pytest
 from newsflow.record import ArticleRecord, Filters
 from tests.conftest import Stack
 from worker.keyphrases import extract_token_keyphrases
-from worker.nlp import get_sentencizer
+from worker.nlp import detect_language, get_sentencizer
 from worker.summarize import split_sentences, summarize
 
 STORIES = {
@@ -87,7 +87,21 @@ STORIES = {
     ),
 }
 UNSPACED = {"zh"}
+HEBREW = (
+    "עיריית חיפה אישרה ביום שלישי תוכנית להרחבת קווי האוטובוס בעיר, כך מסר ראש העירייה. "
+    "העבודות יתחילו בקיץ ויימשכו שנתיים."
+)
 SENTENCES = {"fr": 5, "de": 6, "es": 5, "it": 5, "pt": 5, "ru": 5, "id": 5, "zh": 6, "ar": 5}
+
+
+def test_each_story_is_detected_in_its_language_whatever_it_carries() -> None:
+    for code, story in STORIES.items():
+        assert detect_language(story)[0] == code
+    # CLD2 refuses control characters as invalid UTF-8; scraped text carries them
+    assert detect_language("\x01" + STORIES["fr"].replace(" ", "\x0b", 3) + "\x9f\ud800")[0] == "fr"
+    assert detect_language(HEBREW)[0] == "he"  # CLD2 says "iw", the code before 1989
+    assert detect_language("12:30 -- 4:1 !!") == (None, 0.0)
+    assert detect_language("ok")[0] is None  # too little text to tell
 
 
 def test_a_language_without_a_parser_gets_keyphrases_from_its_own_words() -> None:
