@@ -211,18 +211,19 @@ def reopen_page(
     """Reopen these rows of `stage` if still quiet (a worker may just have begun one):
     queued, their stamp cleared for the next claim, or with `claim` stamped at once for
     the caller to send (`send_claimed`); returns those reopened."""
+    these = (col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids), quiet)
     moving = session.execute(  # a queued row reopened stays queued: its article's status
         select_columns(col(StageRow.article_id))  # stays too, and needs no settling
-        .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids), quiet)
-        .where(col(StageRow.status) != QUEUED)
+        .where(*these, col(StageRow.status) != QUEUED)
         .order_by(col(StageRow.article_id))
         .with_for_update()
     )
     changed = list(moving.scalars())
+    now = utcnow()
     reopened = session.execute(
         update(StageRow)
-        .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids), quiet)
-        .values(status=QUEUED, sent_at=utcnow() if claim else None, claim=None, updated_at=utcnow())
+        .where(*these)
+        .values(status=QUEUED, sent_at=now if claim else None, claim=None, updated_at=now)
         .returning(col(StageRow.article_id))
     )
     ids = sorted(reopened.scalars())
