@@ -63,6 +63,15 @@ class Settings(BaseSettings):
         default=False, description="Also report DATE, MONEY, CARDINAL... as entities."
     )
 
+    story_jaccard: float = Field(
+        default=0.5, gt=0, le=1,
+        description="Story stage: shingle Jaccard (estimated) that makes two texts one story.",
+    )  # fmt: skip
+    story_containment: float = Field(
+        default=0.7, gt=0, le=1,
+        description="Story stage: or the share of the shorter text's shingles found in the "
+        "longer (a cut copy), when the shorter is at least 15% of the longer.",
+    )  # fmt: skip
     task_soft_time_limit: int = Field(default=240, ge=1, description="Seconds per chunk task.")
     task_time_limit: int = Field(default=300, ge=1, description="Hard kill after this.")
     visibility_timeout: int = Field(

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from newsflow.config import Settings
-
-CLEAN = "newsflow.clean"
-EXTRACT = "newsflow.extract"
-SUMMARIZE = "newsflow.summarize"
 
 
 class Stage(StrEnum):
@@ -18,6 +15,7 @@ class Stage(StrEnum):
     CLEAN = "clean"
     EXTRACT = "extract"
     SUMMARIZE = "summarize"
+    STORY = "story"
 
 
 class Status(StrEnum):
@@ -31,13 +29,49 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # the stage had nothing to do for the article, and says why
 
 
-STAGES = tuple(Stage)  # in pipeline order
-# The stages an article needs done to be done: a stage added for some articles only
-# (one that may be skipped) stays out of this list, so finished articles stay done.
-REQUIRED = STAGES
-TASK_FOR_STAGE = {Stage.CLEAN: CLEAN, Stage.EXTRACT: EXTRACT, Stage.SUMMARIZE: SUMMARIZE}
-QUEUES = tuple(stage.value for stage in STAGES)  # a queue per stage, so each scales apart
-AFTER_CLEAN = (Stage.EXTRACT, Stage.SUMMARIZE)
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage, declared once: the worker registers its task from this, delivery queues
+    its rows when `after` is done, and the article status reads `required`.
+
+    `required`: an article is done only once this stage has finished for it. A stage added
+    later is not required, so an article stored before it existed (with no row for it)
+    stays done; an article that has its row is done once that row finishes too.
+    """
+
+    stage: Stage
+    after: Stage | None = None  # the stage whose output it reads; None: the first stage
+    required: bool = True
+
+    @property
+    def task(self) -> str:
+        return f"newsflow.{self.stage.value}"
+
+    @property
+    def queue(self) -> str:  # a queue per stage, so each scales apart
+        return self.stage.value
+
+
+PIPELINE = (
+    StageSpec(Stage.CLEAN),
+    StageSpec(Stage.EXTRACT, after=Stage.CLEAN),
+    StageSpec(Stage.SUMMARIZE, after=Stage.CLEAN),
+    StageSpec(Stage.STORY, after=Stage.CLEAN, required=False),
+)
+SPEC = {spec.stage: spec for spec in PIPELINE}
+STAGES = tuple(spec.stage for spec in PIPELINE)  # in pipeline order
+FIRST = PIPELINE[0].stage
+REQUIRED = tuple(spec.stage for spec in PIPELINE if spec.required)
+TASK_FOR_STAGE = {spec.stage: spec.task for spec in PIPELINE}
+QUEUES = tuple(spec.queue for spec in PIPELINE)
+
+
+def followers(stage: str) -> tuple[Stage, ...]:
+    """The stages that run on what `stage` made, queued when it is done."""
+    return tuple(spec.stage for spec in PIPELINE if spec.after == stage)
+
+
+AFTER_CLEAN = followers(Stage.CLEAN)
 
 QUEUED, RUNNING, DONE, FAILED = Status.QUEUED, Status.RUNNING, Status.DONE, Status.FAILED
 SKIPPED = Status.SKIPPED
@@ -58,8 +92,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "task_routes": {task: {"queue": stage.value} for stage, task in TASK_FOR_STAGE.items()},
-        "task_default_queue": Stage.CLEAN.value,
+        "task_routes": {spec.task: {"queue": spec.queue} for spec in PIPELINE},
+        "task_default_queue": SPEC[FIRST].queue,
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "broker_connection_retry_on_startup": True,
         "worker_cancel_long_running_tasks_on_connection_loss": False,

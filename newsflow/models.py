@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -199,6 +199,44 @@ class EntityTally(SQLModel, table=True):
     contents: int = 0
     mentions: int = 0
     salience: float = 0.0
+
+
+class Story(SQLModel, table=True):
+    """A group of contents that are one article: its copies, cuts and updated versions
+    (the story stage, worker/stages/story.py). Its id never changes once made."""
+
+    __tablename__ = "stories"
+    __table_args__ = (Index("ix_stories_size", "size", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    first_article_id: int = Field(foreign_key="articles.id")  # the content that made it
+    size: int = 0  # member contents (identical texts are one content, however many records)
+    first_seen: str  # the earliest member's arrival, ISO 8601 UTC to the second
+
+
+class StoryMember(SQLModel, table=True):
+    """A content's place in its story: the member it matched (None: it made the story),
+    how alike they are, and its MinHash signature for the copies that come later."""
+
+    __tablename__ = "story_members"
+
+    article_id: int = Field(foreign_key="articles.id", primary_key=True)
+    story_id: int = Field(foreign_key="stories.id", index=True)
+    matched_id: int | None = None
+    similarity: float  # containment of the shorter text in the longer, estimated
+    jaccard: float
+    shingles: int  # distinct word shingles of its text
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class StoryBand(SQLModel, table=True):
+    """The LSH index of the signatures: one row per band of each member, so that the
+    contents sharing a band with a new text are one index lookup per band."""
+
+    __tablename__ = "story_bands"
+
+    hash: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    article_id: int = Field(foreign_key="articles.id", primary_key=True, index=True)
 
 
 class DatabaseIdentity(SQLModel, table=True):

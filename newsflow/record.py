@@ -80,6 +80,17 @@ class Pipeline(_Out):
     stages: dict[Stage, Produced] = Field(default_factory=dict)
 
 
+class StoryRef(_Out):
+    """The story a record's content belongs to (the story stage): `size` contents (an
+    identical copy is the same content), `similarity` to the member it joined (1.0 for the
+    one that made the story), `first_seen` when its earliest member arrived."""
+
+    id: int
+    size: int
+    similarity: float
+    first_seen: str
+
+
 class ArticleRecord(_Out):
     """One submission, with everything the stages found in its content."""
 
@@ -106,6 +117,7 @@ class ArticleRecord(_Out):
     entities: list[Entity]
     keyphrases: list[Keyphrase]
     summary: Summary
+    story: StoryRef | None = None  # None until the story stage has placed it (or too short)
     stages: dict[Stage, StageOutcome]
     pipeline: Pipeline
 
@@ -116,6 +128,39 @@ class ArticleRecord(_Out):
             for stage, s in self.stages.items()
             if s.status == Status.FAILED and s.error
         }
+
+
+class StoryRow(_Out):
+    """A story in a listing (`results stories`, GET /stories)."""
+
+    id: int
+    size: int  # member contents
+    records: int  # submissions of them: its coverage, identical copies included
+    first_seen: str
+    title: str | None  # of the content that made it
+
+
+class StoryCopy(_Out):
+    """One record of a story, as a story page shows it."""
+
+    id: int
+    content_id: int
+    batch_id: int
+    title: str | None
+    source: str | None
+    url: str | None
+    agency: str | None
+    published: str | None
+    word_count: int | None
+    similarity: float  # to the member it matched (1.0: it made the story)
+    matched_content: int | None  # the content it matched
+    first: bool  # its content made the story
+
+
+class StoryDetail(StoryRow):
+    """A story with its records, the one that made it first, the rest by arrival."""
+
+    copies: list[StoryCopy]
 
 
 class EntityCount(_Out):
@@ -332,6 +377,7 @@ class Filters(BaseModel):
     )
     status: Status | None = Field(default=None, description="queued, processing, done, failed.")
     entity: str | None = Field(default=None, max_length=200, description="Names this entity.")
+    story: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only this story.")
     agency: str | None = Field(default=None, max_length=200, description="This agency, any case.")
     language: str | None = Field(default=None, max_length=20, description="This language code.")
     query: str | None = Field(

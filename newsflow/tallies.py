@@ -45,30 +45,36 @@ UNKNOWN_LANGUAGE = "?"
 PAGE = 1000  # ids per statement: SQLite takes 32,766 parameters at most
 
 
-def _pages(ids: Iterable[int]) -> Iterable[list[int]]:
+def pages(ids: Iterable[int]) -> Iterable[list[int]]:
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), PAGE):
         yield ordered[start : start + PAGE]
 
 
-def _stage_counts() -> tuple[Any, Any, Any]:
+def _stage_counts() -> tuple[Any, Any, Any, Any]:
     """Per article: its failed stage rows, its finished (done or skipped) rows of the stages
-    it needs, and its started (finished or processing) rows."""
+    it needs, its started (finished or processing) rows and its unfinished ones."""
 
     def count(*statuses: str, stages: tuple[str, ...] = STAGES) -> Any:
         chosen = col(StageRow.status).in_(statuses) & col(StageRow.stage).in_(stages)
         return func.sum(case((chosen, 1), else_=0))
 
-    return count(FAILED), count(*FINISHED, stages=REQUIRED), count(*FINISHED, RUNNING)
+    return (
+        count(FAILED),
+        count(*FINISHED, stages=REQUIRED),
+        count(*FINISHED, RUNNING),
+        count(QUEUED, RUNNING),
+    )
 
 
-def status_rule(failed: Any, done: Any, started: Any) -> Any:
+def status_rule(failed: Any, done: Any, started: Any, unfinished: Any) -> Any:
     """The article status from its stage counts, the one place it is decided: failed if a
-    stage failed, done when every stage it needs is finished, queued while none has
-    started."""
+    stage failed, done when every stage it needs is finished and none of its other rows is
+    waiting (an article with no row of a stage added later stays done), queued while none
+    has started."""
     return case(
         (failed > 0, FAILED),
-        (done >= len(REQUIRED), DONE),
+        ((done >= len(REQUIRED)) & (unfinished == 0), DONE),
         (started > 0, RUNNING),
         else_=QUEUED,
     )
@@ -150,7 +156,7 @@ def settle(session: Session, content_ids: Iterable[int]) -> None:
     """Bring the stored status of these contents' submissions, and the status counts, to
     what their stage rows now say. Call it after changing stage rows, in that transaction."""
     now = utcnow()
-    for page in _pages(content_ids):
+    for page in pages(content_ids):
         lock_contents(session, page)
         status = statuses_of(session, page)
         changes: Counter[tuple[int, str, str]] = Counter()
@@ -367,7 +373,7 @@ def recount(session: Session, *, keys: bool = True) -> None:
         session.execute(delete(table))
     ids = list(session.execute(select_columns(col(Article.id)).order_by(col(Article.id))).scalars())
     session.execute(update(BatchArticle).values(status=QUEUED, finished_at=None))
-    for page in _pages(ids):
+    for page in pages(ids):
         statuses = statuses_of(session, page)
         last_change = (
             select_columns(func.max(col(StageRow.updated_at)))

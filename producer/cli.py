@@ -447,6 +447,9 @@ def results_list(
     batch: BatchOption = None,
     status: StatusOption = None,
     entity: Annotated[str | None, typer.Option(help="Only articles naming this entity.")] = None,
+    story: Annotated[
+        int | None, typer.Option(help="Only the records of this story.", min=1)
+    ] = None,
     agency: Annotated[str | None, typer.Option(help="Only this agency, any case.")] = None,
     language: Annotated[str | None, typer.Option(help="Only this language code.")] = None,
     since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
@@ -470,7 +473,7 @@ def results_list(
     """Records (one per submission) with their status, a page at a time."""
     filters = _filters(
         batch_id=batch, status=status, entity=entity, agency=agency, language=language,
-        since=since, until=until, external_id=external_id, query=query,
+        since=since, until=until, external_id=external_id, query=query, story=story,
     )  # fmt: skip
     rows, _ = Client(_settings(ctx)).rows(filters, limit=limit, offset=(page - 1) * limit)
     if as_json:
@@ -545,6 +548,32 @@ def results_entities(
         out.print_json(_json_list(rows))
         return
     out.print(views.entities_table(rows))
+
+
+@results_app.command("stories")
+def results_stories(
+    ctx: typer.Context,
+    story: Annotated[int | None, typer.Argument(help="Show this story's records.")] = None,
+    batch: BatchOption = None,
+    min_size: Annotated[int, typer.Option(help="At least this many texts.", min=1)] = 2,
+    top: Annotated[int, typer.Option(help="How many.", min=1, max=1000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Stories: the copies, cuts and updated versions of one article, grouped (largest
+    first); with an id, that story's records, the one that came first on top."""
+    client = Client(_settings(ctx))
+    if story is not None:
+        found = client.story(story)
+        if as_json:
+            out.print_json(found.model_dump_json())
+            return
+        out.print(views.story_table(found))
+        return
+    rows = client.stories(batch_id=batch, min_size=min_size, limit=top)
+    if as_json:
+        out.print_json(_json_list(rows))
+        return
+    out.print(views.stories_table(rows))
 
 
 def _database_hint(exc: SQLAlchemyError, settings: Settings) -> str:

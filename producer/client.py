@@ -24,6 +24,8 @@ from newsflow.record import (
     EntityCount,
     Filters,
     ServiceStatus,
+    StoryDetail,
+    StoryRow,
     Submitted,
 )
 from producer import broker, export, monitor, results, submit
@@ -185,6 +187,11 @@ class Client:
             raise NotFound(f"no article {record_id}; `newsflow results list` lists them")
         return found[0]
 
+    def records(self, record_ids: Sequence[int]) -> list[ArticleRecord]:
+        """These records, in the order given (ids that name none left out)."""
+        with read_scope(self.settings.database_url) as session:
+            return results.records(session, record_ids)
+
     def entities(
         self, *, batch_id: int | None = None, label: str | None = None, top: int = 20
     ) -> list[EntityCount]:
@@ -192,6 +199,22 @@ class Client:
         with read_scope(self.settings.database_url) as session:
             _known_batch(session, batch_id)
             return results.top_entities(session, batch_id=batch_id, label=label, top=top)
+
+    def stories(
+        self, *, batch_id: int | None = None, min_size: int = 2, limit: int = 50
+    ) -> list[StoryRow]:
+        """The largest stories: groups of copies and versions of one article."""
+        with read_scope(self.settings.database_url) as session:
+            _known_batch(session, batch_id)
+            return results.stories(session, batch_id=batch_id, min_size=min_size, limit=limit)
+
+    def story(self, story_id: int) -> StoryDetail:
+        """One story with its records; NotFound if there is none."""
+        with read_scope(self.settings.database_url) as session:
+            found = results.story(session, story_id)
+        if found is None:
+            raise NotFound(f"no story {story_id}; `newsflow results stories` lists them")
+        return found
 
     def status(self, *, batch_id: int | None = None) -> ServiceStatus:
         """Queues, workers, batches and the latest failures."""

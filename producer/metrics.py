@@ -14,7 +14,7 @@ from sqlmodel import col
 from newsflow.config import Settings
 from newsflow.db import read_scope
 from newsflow.errors import ServiceUnavailable
-from newsflow.models import StageRow
+from newsflow.models import StageRow, Story
 from producer import broker
 
 
@@ -43,8 +43,15 @@ class NewsflowCollector(Collector):
                 means.where(col(StageRow.status) == "done").group_by(col(StageRow.stage))
             ):
                 seconds.add_metric([stage], float(mean or 0.0))
-        yield stages
-        yield seconds
+            grouped = select_columns(func.count(), func.coalesce(func.sum(col(Story.size)), 0))
+            found, texts = session.execute(grouped.where(col(Story.size) >= 2)).one()
+        stories = GaugeMetricFamily(
+            "newsflow_stories", "Stories of two texts or more (through the size index)"
+        )
+        stories.add_metric([], found)
+        copies = GaugeMetricFamily("newsflow_story_texts", "Texts in stories of two or more")
+        copies.add_metric([], texts)
+        yield from (stages, seconds, stories, copies)
 
         up = GaugeMetricFamily("newsflow_broker_up", "1 when the broker answers")
         ready = GaugeMetricFamily("newsflow_queue_ready", "Messages waiting", labels=["queue"])

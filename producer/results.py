@@ -23,9 +23,21 @@ from newsflow.models import (
     Keyphrase,
     Mention,
     StageRow,
+    Story,
+    StoryMember,
     SummarySentence,
 )
-from newsflow.record import NO_FILTERS, ArticleRecord, ArticleRow, EntityCount, Filters, Snippet
+from newsflow.record import (
+    NO_FILTERS,
+    ArticleRecord,
+    ArticleRow,
+    EntityCount,
+    Filters,
+    Snippet,
+    StoryCopy,
+    StoryDetail,
+    StoryRow,
+)
 
 PAGE = 1000  # submissions per block of an export or a full read
 
@@ -62,6 +74,12 @@ def _part(name: str) -> Any:
 
 
 _CONTENTS = select_columns(*_CONTENT).where(col(Article.id).in_(bindparam("ids", expanding=True)))
+_STORIES = (
+    select_columns(col(StoryMember.article_id), col(Story.id), col(Story.size),
+                   col(StoryMember.similarity), col(Story.first_seen))
+    .join(Story, col(Story.id) == col(StoryMember.story_id))
+    .where(col(StoryMember.article_id).in_(bindparam("ids", expanding=True)))
+)  # fmt: skip
 _SHARES = (
     select_columns(col(BatchArticle.article_id), func.count())
     .where(col(BatchArticle.article_id).in_(bindparam("ids", expanding=True)))
@@ -90,6 +108,7 @@ def documents(session: Session, members: Sequence[Any]) -> list[dict[str, Any]]:
     bound = {"ids": ids}
     contents = {a.id: a for a in session.execute(_CONTENTS, bound)}
     shared = dict(session.execute(_SHARES, bound).tuples().all())
+    stories = {row[0]: row for row in session.execute(_STORIES, bound)}
     parts: dict[str, dict[int, list[Any]]] = {}
     for name in _PARTS:
         grouped: dict[int, list[Any]] = defaultdict(list)
@@ -102,7 +121,11 @@ def documents(session: Session, members: Sequence[Any]) -> list[dict[str, Any]]:
         if content is None:
             continue
         of = {name: grouped.get(member.article_id, []) for name, grouped in parts.items()}
-        out.append(_document(content, member, shared.get(member.article_id, 1), of))
+        doc = _document(content, member, shared.get(member.article_id, 1), of)
+        if story := stories.get(member.article_id):
+            doc["story"] = {"id": story.id, "size": story.size, "similarity": story.similarity,
+                            "first_seen": story.first_seen}  # fmt: skip
+        out.append(doc)
     return out
 
 
@@ -168,6 +191,7 @@ def _document(
                 for s in sentences
             ],
         },
+        "story": None,
         "stages": {
             s.stage: {"status": s.status, "error": s.error, "seconds": s.seconds} for s in stages
         },
@@ -184,6 +208,8 @@ def params(filters: Filters) -> dict[str, Any]:
     given: dict[str, Any] = {}
     if filters.batch_id is not None:
         given["batch_id"] = filters.batch_id
+    if filters.story is not None:
+        given["story"] = filters.story
     if filters.external_id is not None:
         given["external_id"] = filters.external_id
     if filters.agency is not None:
@@ -294,6 +320,8 @@ def _filtered(query: Any, given: Collection[str], how: Search | None = None) -> 
         )
     if "entity" in given:
         query = query.where(col(BatchArticle.article_id).in_(ENTITY_ARTICLES))
+    if "story" in given:
+        query = query.where(col(BatchArticle.article_id).in_(STORY_ARTICLES))
     if how is not None:
         query = query.where(col(Article.id).in_(select_columns(_hits(how).c.id)))
     return query
@@ -412,6 +440,9 @@ def rows(
 # Articles with an entity that answers to `:entity` (its canonical name, a run of its
 # words from either end, or a mention's text; see tallies.entity_keys): one index lookup.
 ENTITY_ARTICLES = select(col(EntityKey.article_id)).where(col(EntityKey.key) == bindparam("entity"))
+STORY_ARTICLES = select(col(StoryMember.article_id)).where(
+    col(StoryMember.story_id) == bindparam("story")
+)
 FEW = 5000  # an entity named by at most this many contents is looked up first
 _FEW_ARTICLES = ENTITY_ARTICLES.limit(FEW + 1)
 
@@ -488,3 +519,86 @@ def top_entities(
         )
         for r in session.execute(query.limit(top)).scalars()
     ]
+
+
+def _story_records(session: Session, story_ids: Sequence[int]) -> dict[int, int]:
+    """Submissions per story: read through the members of these stories only."""
+    if not story_ids:
+        return {}
+    query = (
+        select_columns(col(StoryMember.story_id), func.count())
+        .join(BatchArticle, col(BatchArticle.article_id) == col(StoryMember.article_id))
+        .where(col(StoryMember.story_id).in_(story_ids))
+        .group_by(col(StoryMember.story_id))
+    )
+    return dict(session.execute(query).tuples().all())
+
+
+def stories(
+    session: Session, *, batch_id: int | None = None, min_size: int = 2, limit: int = 50
+) -> list[StoryRow]:
+    """The largest stories (of those with a record in a batch, or of all), at least
+    `min_size` contents each: all of them through the (size, id) index, a batch's through
+    its own submissions."""
+    query = (
+        select_columns(col(Story.id), col(Story.size), col(Story.first_seen), col(Article.title))
+        .join(Article, col(Article.id) == col(Story.first_article_id))
+        .where(col(Story.size) >= min_size)
+        .order_by(col(Story.size).desc(), col(Story.id).desc())
+        .limit(limit)
+    )
+    if batch_id is not None:
+        in_batch = (
+            select_columns(col(StoryMember.story_id))
+            .join(BatchArticle, col(BatchArticle.article_id) == col(StoryMember.article_id))
+            .where(col(BatchArticle.batch_id) == batch_id)
+        )
+        query = query.where(col(Story.id).in_(in_batch))
+    found = session.execute(query).all()
+    coverage = _story_records(session, [r.id for r in found])
+    return [
+        StoryRow(
+            id=r.id,
+            size=r.size,
+            records=coverage.get(r.id, 0),
+            first_seen=r.first_seen,
+            title=r.title,
+        )
+        for r in found
+    ]
+
+
+def story(session: Session, story_id: int) -> StoryDetail | None:
+    """A story and its records: the one whose content made it first, then by arrival."""
+    head = session.execute(
+        select_columns(col(Story.id), col(Story.size), col(Story.first_seen),
+                       col(Story.first_article_id), col(Article.title))
+        .join(Article, col(Article.id) == col(Story.first_article_id))
+        .where(col(Story.id) == story_id)
+    ).first()  # fmt: skip
+    if head is None:
+        return None
+    rows = session.execute(
+        select_columns(
+            col(BatchArticle.id), col(BatchArticle.article_id), col(BatchArticle.batch_id),
+            col(BatchArticle.title).label("given"), col(Article.title), col(BatchArticle.origin),
+            col(BatchArticle.url), col(Article.agency), PUBLISHED.label("published"),
+            col(Article.word_count), col(StoryMember.similarity), col(StoryMember.matched_id),
+        )
+        .join(Article, col(Article.id) == col(BatchArticle.article_id))
+        .join(StoryMember, col(StoryMember.article_id) == col(Article.id))
+        .where(col(StoryMember.story_id) == story_id)
+        .order_by(col(Article.id) != head.first_article_id, col(Article.created_at),
+                  col(BatchArticle.id))
+    ).all()  # fmt: skip
+    copies = [
+        StoryCopy(
+            id=r.id, content_id=r.article_id, batch_id=r.batch_id, title=r.given or r.title,
+            source=r.origin, url=r.url, agency=r.agency, published=r.published,
+            word_count=r.word_count, similarity=r.similarity, matched_content=r.matched_id,
+            first=r.article_id == head.first_article_id,
+        )
+        for r in rows
+    ]  # fmt: skip
+    return StoryDetail(id=head.id, size=head.size, records=len(copies),
+                       first_seen=head.first_seen, title=head.title, copies=copies)  # fmt: skip

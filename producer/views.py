@@ -13,7 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 from newsflow.contract import ARTICLE_STATUSES, FAILED
-from newsflow.record import ArticleRecord, ArticleRow, EntityCount, ServiceStatus, Snippet
+from newsflow.record import (
+    ArticleRecord,
+    ArticleRow,
+    EntityCount,
+    ServiceStatus,
+    Snippet,
+    StoryDetail,
+    StoryRow,
+)
 from producer.terminal import CONTROL, shown
 
 
@@ -172,5 +180,30 @@ def entities_table(rows: list[EntityCount]) -> Table:
         table.add_row(
             shown(r.name), r.label, str(r.articles), str(r.contents), str(r.mentions),
             f"{r.salience:.3f}",
+        )  # fmt: skip
+    return table
+
+
+def stories_table(rows: list[StoryRow]) -> Table:
+    """`results stories`: the largest stories."""
+    table = Table()
+    for column in ("story", "texts", "records", "first seen", "title"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r.id), str(r.size), str(r.records), r.first_seen, shown(r.title or ""))
+    return table
+
+
+def story_table(story: StoryDetail) -> Table:
+    """`results stories ID`: a story's records, the first one marked."""
+    title = f"story {story.id}: {shown(story.title or '')} (first seen {story.first_seen})"
+    table = Table(title=title)
+    for column in ("record", "first", "source", "agency", "published", "words", "similar", "title"):
+        table.add_column(column)
+    for c in story.copies:
+        table.add_row(
+            str(c.id), "*" if c.first else "", shown(c.source or c.url or ""),
+            shown(c.agency or ""), c.published or "", str(c.word_count or ""),
+            f"{c.similarity:.2f}", shown(c.title or ""),
         )  # fmt: skip
     return table

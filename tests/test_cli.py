@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from newsflow.contract import QUEUES
 from tests.conftest import ROOT, SHARED, Stack
 
 pytestmark = pytest.mark.integration
@@ -95,7 +96,7 @@ def test_stdin_status_show_export_search(stack: Stack, tmp_path: Path) -> None:
     status = json.loads(
         newsflow("status", "--json", "--batch", str(batch_id), env=_env(stack), cwd=tmp_path).stdout
     )
-    assert set(status["queues"]) == {"clean", "extract", "summarize"}
+    assert set(status["queues"]) == set(QUEUES)
     assert status["batches"][0]["done"] == 1 and status["batches"][0]["name"] == "stdin-batch"
     assert status["workers"], "the running worker should answer"
     worker = status["workers"][0]

@@ -166,6 +166,53 @@ def test_the_search_box_finds_articles_and_marks_where(
     assert HOSTILE in page.locator("h1").inner_text()  # text, never run (no dialog opened)
 
 
+def test_a_syndicated_story_shows_its_copies_side_by_side(
+    server: Server, stack: Stack, page: Any
+) -> None:
+    body = (
+        "The river authority of Lunden said on Friday that it would raise the flood walls "
+        "along the old town quay by half a metre before the autumn storms.\n\n"
+        "Work on the 2.4 km stretch will start in June and cost about 18 million crowns, "
+        "the authority's engineer Petra Valk told a meeting of shop owners.\n\n"
+        "Shop owners said they welcomed the plan but asked that the quay stay open to "
+        "delivery vans while the work goes on, which the authority said it would try to do."
+    )
+    copies = [
+        {"id": "s-wire", "title": "Lunden to raise flood walls", "source": "Nordwire",
+         "published": "2026-03-06", "text": body},
+        {"id": "s-site", "title": "Flood walls to rise on the quay", "source": "Lunden Post",
+         "published": "2026-03-06", "text": "LUNDEN, March 6 (Nordwire) - " + body},
+        {"id": "s-cut", "title": "Higher flood walls", "source": "Valley Courier",
+         "published": "2026-03-07", "text": body.rsplit("\n\n", 1)[0]},
+    ]  # fmt: skip
+    sent = httpx.post(f"{server.url}/batches", json=copies, headers=AUTH)
+    assert sent.status_code == 201, sent.text
+    batch_id = sent.json()["batch_id"]
+    stack.wait(batch_id)
+
+    page.goto(f"{server.url}/view/stories?batch={batch_id}")
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 1 and "Lunden to raise flood walls" in rows.first.inner_text()
+    shot(page, "stories", stack)
+    rows.first.locator("a").first.click()
+    page.wait_for_url("**/view/stories/*")
+    copies_table = page.locator("table.copies tbody tr")
+    assert copies_table.count() == len(copies)
+    assert page.locator("table.copies tr.first").count() == 1
+    listed = page.locator("table.copies").inner_text()
+    assert all(name in listed for name in ("Nordwire", "Lunden Post", "Valley Courier"))
+    assert page.locator(".side-by-side .copy").count() == len(copies)
+    shot(page, "story", stack)
+    story_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    served = httpx.get(f"{server.url}/stories/{story_id}").json()
+    assert sorted(c["source"] for c in served["copies"]) == sorted(c["source"] for c in copies)
+    page.locator("table.copies tbody tr a").first.click()
+    assert page.locator(f"aside a[href='/view/stories/{story_id}']").count() == 1
+    metrics = httpx.get(f"{server.url}/metrics").text
+    gauge = next(line for line in metrics.splitlines() if line.startswith("newsflow_stories "))
+    assert float(gauge.split()[1]) >= 1
+
+
 def test_requeue_works_with_the_token_and_is_refused_without(
     server: Server, stack: Stack, page: Any
 ) -> None:

@@ -24,10 +24,20 @@ from bench.corpus import corpus as generated
 from bench.proxy import proxied
 from newsflow import db
 from newsflow.config import Settings
+from newsflow.contract import STAGES
 from newsflow.db import session_scope
 from newsflow.delivery import chunked
 from newsflow.errors import ServiceUnavailable
-from newsflow.models import Batch, Entity, Keyphrase, Mention, StageRow, SummarySentence
+from newsflow.models import (
+    Batch,
+    Entity,
+    Keyphrase,
+    Mention,
+    StageRow,
+    StoryBand,
+    StoryMember,
+    SummarySentence,
+)
 from newsflow.record import Filters
 from producer.embedded import EmbeddedRedis
 from producer.sources import from_mapping
@@ -56,11 +66,14 @@ def snapshot(url: str, batch_id: int) -> dict[str, Any]:
         }
 
 
+COUNTED = (StageRow, Entity, Mention, Keyphrase, SummarySentence, StoryMember, StoryBand)
+
+
 def row_counts(url: str) -> dict[str, int]:
     with session_scope(url) as session:
         return {
             table.__name__: session.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in (StageRow, Entity, Mention, Keyphrase, SummarySentence)
+            for table in COUNTED
         }
 
 
@@ -75,9 +88,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     )
     result, ids = store_batch(settings, records, name="reference")
     for chunk in chunked(ids, 50):  # the later stages take what clean queued them
-        stages.run_clean(settings, chunk)
-        stages.run_extract(settings, chunk)
-        stages.run_summarize(settings, chunk)
+        for stage in STAGES:
+            stages.RUN[stage](settings, chunk, (), None)
     return snapshot(url, result.batch_id), row_counts(url)
 
 

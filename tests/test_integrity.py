@@ -25,7 +25,7 @@ from bench.corpus import corpus
 from bench.proxy import proxied
 from newsflow import db, tallies
 from newsflow.config import Settings
-from newsflow.contract import EXTRACT
+from newsflow.contract import STAGES, TASK_FOR_STAGE, Stage
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_LIVE, SKIP_RUNNING, SKIP_SENT
 from newsflow.models import Entity, Keyphrase, Mention, StageRow, SummarySentence, utcnow
@@ -130,7 +130,7 @@ def test_concurrent_deliveries_of_one_chunk_store_one_copy(stack: Stack, task_id
     app = sender(stack.settings)
     names = ["twin", "twin"] if task_ids == "one message twice" else ["first", "second"]
     for name in names:
-        app.send_task(EXTRACT, args=[ids], task_id=name)
+        app.send_task(TASK_FOR_STAGE[Stage.EXTRACT], args=[ids], task_id=name)
 
     def settled() -> bool:
         rows = stage_rows(url)
@@ -181,7 +181,7 @@ def test_requeue_while_processing_sends_only_what_has_no_live_message(stack: Sta
     reasons = {reason for per_stage in found.skipped.values() for reason in per_stage}
     assert reasons <= {SKIP_SENT, SKIP_RUNNING, SKIP_LIVE} and reasons
     stack.wait(batch.id, timeout=300)
-    for stage in ("clean", "extract", "summarize"):
+    for stage in STAGES:
         assert set(runs(url, stage).values()) == {1}, f"{stage} ran an article twice"
 
 
@@ -247,7 +247,7 @@ def test_the_submitters_published_date_wins_over_one_found_in_the_page(stack: St
 
 def test_a_message_of_unknown_ids_is_logged_not_dropped_silently(stack: Stack) -> None:
     stack.start_worker(concurrency=1)
-    sender(stack.settings).send_task(EXTRACT, args=[[987654, 987655]])
+    sender(stack.settings).send_task(TASK_FOR_STAGE[Stage.EXTRACT], args=[[987654, 987655]])
     batch = stack.client.submit(corpus(2))
     stack.wait(batch.id)
     wait_for(lambda: queues_empty(stack), timeout=30)

@@ -137,7 +137,7 @@ def test_summary_length_by_ratio_and_by_words() -> None:
 
 
 def test_pipe_batches_keep_order_and_bound_docs_and_characters() -> None:
-    from worker.stages import PIPE_BATCH, PIPE_CHARS, _batches
+    from worker.stages.extract import PIPE_BATCH, PIPE_CHARS, _batches
 
     short, long = "a" * 100, "b" * (PIPE_CHARS + 1)
     texts = [short] * (PIPE_BATCH + 3) + [long] + [short] * 2

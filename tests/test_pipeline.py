@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from newsflow.contract import STAGES
 from newsflow.db import session_scope
 from newsflow.delivery import SKIP_SENT
 from newsflow.models import Article, Entity, Mention, StageRow, SummarySentence
@@ -58,7 +59,7 @@ def test_every_article_is_done_with_all_stages(
     assert len(records) >= 6
     for record in records.values():
         assert record.status == "done"
-        assert set(record.stages) == {"clean", "extract", "summarize"}
+        assert set(record.stages) == set(STAGES)
         assert all(s.status == "done" and s.error is None for s in record.stages.values())
         assert record.pipeline.version and record.pipeline.model
         text = record.text
@@ -144,7 +145,7 @@ def test_a_redelivered_message_changes_nothing(stack: Stack, examples_batch: Exa
     before, runs = _table_counts(stack), _runs(stack)
     ids = sorted(r.id for r in first.values())
     send = sender_of(stack.settings)
-    for stage in ("clean", "extract", "summarize"):
+    for stage in STAGES:
         send(stage, ids)  # the same chunk, delivered twice more
         send(stage, ids)
     deadline = time.monotonic() + 60

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, update
 from sqlalchemy import select as select_columns
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from newsflow import __version__, delivery, tallies
-from newsflow.contract import AFTER_CLEAN, DONE, FAILED, FINISHED, QUEUED, RUNNING, SKIPPED, Stage
+from newsflow.contract import DONE, FAILED, FINISHED, QUEUED, RUNNING, SKIPPED, SPEC, Stage
 from newsflow.db import insert
-from newsflow.models import Article, Entity, Keyphrase, Mention, StageRow, SummarySentence, utcnow
+from newsflow.models import Article, StageRow, utcnow
 
 ERROR_CHARS = 1000  # a stored error is a reason for a person, not a dump
 
@@ -127,7 +127,9 @@ def start(
     chunk is split into one message per article, so the culprit runs alone.
     """
     ids = sorted(set(article_ids))
-    if stage == Stage.CLEAN:  # rows of later stages come with the clean result, never before
+    if (
+        SPEC[Stage(stage)].after is None
+    ):  # rows of later stages come with what they read, never before
         delivery.mark_queued(session, stage=stage, article_ids=ids)
     rows = session.execute(
         select_columns(
@@ -230,126 +232,3 @@ def save_stages(
         },
     )
     session.execute(statement, rows)
-
-
-def save_clean(session: Session, outcomes: Sequence[Outcome]) -> None:
-    """Write the clean fields of the articles that cleaned: one UPDATE by primary key for
-    the chunk, sent as a batch (same values twice is the same row)."""
-    rows = []
-    for o in outcomes:
-        if o.error:
-            continue
-        c = o.output
-        row = {
-            "id": o.article_id,
-            "title": c.title,
-            "byline": c.byline,
-            "dateline_place": c.dateline_place,
-            "dateline_date": c.dateline_date,
-            "agency": c.agency,
-            "language": c.language,
-            "text": c.text,
-            "captions": c.captions,
-            "removed": c.removed,
-            "word_count": c.word_count,
-            "guessed_published": c.published,  # the submitter's date stays as given
-        }
-        rows.append(row)
-    ids = [o.article_id for o in outcomes]
-    lock(session, stage=Stage.CLEAN, article_ids=ids)
-    tallies.lock_contents(session, ids)
-    before = dict(
-        session.execute(
-            select_columns(col(Article.id), col(Article.language)).where(col(Article.id).in_(ids))
-        )
-        .tuples()
-        .all()
-    )
-    if rows:
-        session.execute(update(Article), rows)
-    save_stages(session, stage=Stage.CLEAN, outcomes=outcomes)
-    cleaned = [row["id"] for row in rows]
-    delivery.reopen_later_stages(session, cleaned)  # a clean run again: they start anew
-    for stage in AFTER_CLEAN:  # queued with the clean result, sent once it is committed
-        delivery.mark_queued(session, stage=stage, article_ids=cleaned)
-    tallies.languages_changed(
-        session, {row["id"]: (before.get(row["id"]), row["language"]) for row in rows}
-    )
-    tallies.settle(session, ids)
-
-
-def save_extract(session: Session, outcomes: Sequence[Outcome]) -> None:
-    """Replace the entities, mentions and keyphrases of these articles."""
-    ids = [o.article_id for o in outcomes]
-    lock(session, stage=Stage.EXTRACT, article_ids=ids)
-    replaced = tallies.standing(session, ids, -1)
-    for table in (Mention, Entity, Keyphrase):
-        session.execute(delete(table).where(col(table.article_id).in_(ids)))
-    entities: list[dict[str, Any]] = []
-    mentions: list[dict[str, Any]] = []
-    phrases: list[dict[str, Any]] = []
-    keys: dict[int, set[str]] = {i: set() for i in ids}
-    for o in outcomes:
-        if o.error:
-            continue
-        found, keyphrases = o.output
-        for e_idx, e in enumerate(found):
-            keys[o.article_id] |= tallies.entity_keys(e.name, (m.text for m in e.mentions))
-            entities.append(
-                {
-                    "article_id": o.article_id,
-                    "idx": e_idx,
-                    "name": e.name,
-                    "name_lower": e.name.casefold(),
-                    "label": e.label,
-                    "count": e.count,
-                    "salience": e.salience,
-                    "aliases": e.aliases,
-                }
-            )
-            mentions.extend(
-                {
-                    "article_id": o.article_id,
-                    "entity_idx": e_idx,
-                    "idx": m_idx,
-                    "start": m.start,
-                    "end": m.end,
-                    "text": m.text,
-                }
-                for m_idx, m in enumerate(e.mentions)
-            )
-        phrases.extend(
-            {"article_id": o.article_id, "rank": rank, "text": k.text, "score": k.score}
-            for rank, k in enumerate(keyphrases)
-        )
-    for table, rows in ((Entity, entities), (Mention, mentions), (Keyphrase, phrases)):
-        if rows:
-            session.execute(insert(session, table), rows)
-    tallies.count_entities(session, replaced, tallies.standing(session, ids))
-    tallies.write_keys(session, keys)
-    save_stages(session, stage=Stage.EXTRACT, outcomes=outcomes)
-    tallies.settle(session, ids)
-
-
-def save_summaries(session: Session, outcomes: Sequence[Outcome]) -> None:
-    """Replace the summary sentences of these articles."""
-    ids = [o.article_id for o in outcomes]
-    lock(session, stage=Stage.SUMMARIZE, article_ids=ids)
-    session.execute(delete(SummarySentence).where(col(SummarySentence.article_id).in_(ids)))
-    rows = [
-        {
-            "article_id": o.article_id,
-            "position": position,
-            "sentence_index": s.index,
-            "start": s.start,
-            "end": s.end,
-            "text": s.text,
-        }
-        for o in outcomes
-        if not o.error
-        for position, s in enumerate(o.output)
-    ]
-    if rows:
-        session.execute(insert(session, SummarySentence), rows)
-    save_stages(session, stage=Stage.SUMMARIZE, outcomes=outcomes)
-    tallies.settle(session, ids)

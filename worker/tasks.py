@@ -6,7 +6,6 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
 
 from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
@@ -14,7 +13,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from newsflow import delivery, queues
-from newsflow.contract import AFTER_CLEAN, CLEAN, EXTRACT, SUMMARIZE, Stage
+from newsflow.contract import PIPELINE, StageSpec, followers
 from newsflow.db import error_reason
 from worker import identity, stages
 from worker.app import app, send, settings
@@ -23,7 +22,6 @@ log = logging.getLogger(__name__)
 
 # The database or broker going away is worth waiting for; anything else is recorded.
 TRANSIENT = (OperationalError, InterfaceError, BrokerError)
-Runner = Callable[..., stages.ChunkResult]
 
 
 def _retry(task: Task, exc: BaseException) -> BaseException:
@@ -75,9 +73,7 @@ def _process(task: Task) -> str:
 _waiting = False  # this process has noted in the broker that it waits for a service
 
 
-def _run(
-    task: Task, stage: str, runner: Runner, article_ids: list[int], database: str | None
-) -> int:
+def _run(task: Task, stage: str, article_ids: list[int], database: str | None) -> int:
     """Run one stage over a chunk; a bug fails the chunk's articles with the reason, visibly,
     instead of leaving them 'processing' forever."""
     global _waiting
@@ -87,12 +83,11 @@ def _run(
     try:
         if reason := identity.mismatch(url, database):
             raise _refuse(task, stage, reason)
-        result = runner(config, article_ids, (SoftTimeLimitExceeded,), claim)
+        result = stages.RUN[stage](config, article_ids, (SoftTimeLimitExceeded,), claim)
         for chunk in result.resend:
             send(stage, chunk)
-        if stage == Stage.CLEAN:  # also what an earlier try cleaned but could not send on
-            for after in AFTER_CLEAN:
-                delivery.dispatch(url, after, article_ids, send, config.chunk_size)
+        for later in followers(stage):  # with what an earlier try made but could not send on
+            delivery.dispatch(url, later, article_ids, send, config.chunk_size)
         if _waiting:  # the cause has passed: unsay the note
             _waiting = False
             _note(_process(task), None)
@@ -116,16 +111,12 @@ def _run(
         return 0
 
 
-@app.task(name=CLEAN, bind=True)
-def clean(self: Task, article_ids: list[int], database: str | None = None) -> int:
-    return _run(self, Stage.CLEAN, stages.run_clean, article_ids, database)
+def _register(spec: StageSpec) -> Task:
+    def run(self: Task, article_ids: list[int], database: str | None = None) -> int:
+        return _run(self, spec.stage, article_ids, database)
+
+    run.__name__ = run.__qualname__ = spec.stage.value
+    return app.task(name=spec.task, bind=True)(run)
 
 
-@app.task(name=EXTRACT, bind=True)
-def extract(self: Task, article_ids: list[int], database: str | None = None) -> int:
-    return _run(self, Stage.EXTRACT, stages.run_extract, article_ids, database)
-
-
-@app.task(name=SUMMARIZE, bind=True)
-def summarize(self: Task, article_ids: list[int], database: str | None = None) -> int:
-    return _run(self, Stage.SUMMARIZE, stages.run_summarize, article_ids, database)
+TASKS = {spec.stage: _register(spec) for spec in PIPELINE}

@@ -30,6 +30,8 @@ from newsflow.record import (
     Filters,
     Rejection,
     ServiceStatus,
+    StoryDetail,
+    StoryRow,
     Submitted,
 )
 from producer.client import Client
@@ -315,6 +317,25 @@ def top_entities(
     """The entities named in the most records (of a batch, or of all): `articles` counts
     submissions (coverage, syndicated copies included), `contents` distinct texts."""
     return client.entities(batch_id=batch, label=label, top=top)
+
+
+@router.get("/stories", tags=["stories"])
+def list_stories(
+    client: Reader,
+    batch: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    min_size: Annotated[int, Query(ge=1, le=MAX_ID)] = 2,
+    top: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[StoryRow]:
+    """The largest stories (of a batch, or of all): groups of the copies, cuts and updated
+    versions of one article. `size` counts distinct texts, `records` submissions."""
+    return client.stories(batch_id=batch, min_size=min_size, limit=top)
+
+
+@router.get("/stories/{story_id}", tags=["stories"])
+def get_story(story_id: Id, client: Reader) -> StoryDetail:
+    """A story's records with their source, agency, published date and similarity; the
+    one whose text made the story comes first (`first`)."""
+    return client.story(story_id)
 
 
 @router.get("/status", tags=["service"])

@@ -18,7 +18,8 @@ from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from newsflow.contract import ARTICLE_STATUSES, FAILED, Status
-from newsflow.record import ArticleRecord, Filters, Snippet
+from newsflow.record import MAX_ID, ArticleRecord, Filters, Snippet
+from producer.web.api import Id
 from producer.web.auth import Reader
 
 router = APIRouter(include_in_schema=False)
@@ -79,14 +80,15 @@ def articles_page(
     entity: Annotated[str | None, Query(max_length=200)] = None,
     batch: int | None = None,
     q: Annotated[str | None, Query(max_length=500)] = None,
+    story: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     cursor: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     """Records, a page at a time: of a batch, naming an entity, or matching a search (the
     box on every page), best match first with where it matched."""
     q = (q or "").strip() or None
-    filters = Filters(entity=entity, batch_id=batch, query=q)
+    filters = Filters(entity=entity, batch_id=batch, query=q, story=story)
     rows, after = client.rows(filters, after=cursor, limit=100)
-    more = {"entity": entity, "batch": batch, "q": q, "cursor": after}
+    more = {"entity": entity, "batch": batch, "q": q, "story": story, "cursor": after}
     return _page(
         request,
         "articles.html",
@@ -94,6 +96,7 @@ def articles_page(
         entity=entity,
         batch=batch,
         q=q,
+        story=story,
         after=after,
         next_page=urlencode({k: v for k, v in more.items() if v is not None}),
     )
@@ -126,6 +129,28 @@ def entities_page(
 ) -> HTMLResponse:
     rows = client.entities(batch_id=batch, label=label, top=100)
     return _page(request, "entities.html", rows=rows, batch=batch, label=label)
+
+
+@router.get("/view/stories", response_class=HTMLResponse)
+def stories_page(
+    request: Request,
+    client: Reader,
+    batch: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    min_size: Annotated[int, Query(ge=1, le=MAX_ID)] = 2,
+) -> HTMLResponse:
+    rows = client.stories(batch_id=batch, min_size=min_size, limit=100)
+    return _page(request, "stories.html", rows=rows, batch=batch, min_size=min_size)
+
+
+SIDE_BY_SIDE = 6  # copies whose texts a story page shows in columns
+
+
+@router.get("/view/stories/{story_id}", response_class=HTMLResponse)
+def story_page(request: Request, story_id: Id, client: Reader) -> HTMLResponse:
+    story = client.story(story_id)
+    shown = [c.id for c in story.copies[:SIDE_BY_SIDE]]
+    texts = client.records(shown)
+    return _page(request, "story.html", story=story, texts=texts)
 
 
 @dataclass
