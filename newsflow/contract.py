@@ -79,6 +79,20 @@ FINISHED = (DONE, SKIPPED)  # a stage row that needs no more work
 ARTICLE_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 
 
+def message(article_ids: list[int], database: str | None) -> dict[str, Any]:
+    """A stage message's arguments for send_task: the ids, the database they are in, and
+    short reprs of both for the message's headers (what Flower and the logs show). Given,
+    the reprs save Celery's saferepr of every id list: half the cost of a send (0.71 ->
+    0.37 ms a message of 32 ids, measured against a local Redis)."""
+    span = f"{article_ids[0]}..{article_ids[-1]}" if article_ids else ""
+    return {
+        "args": [article_ids],
+        "kwargs": {"database": database},
+        "argsrepr": f"[{len(article_ids)} ids {span}]",
+        "kwargsrepr": f"{{'database': {database!r}}}",
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings shared by the sending (producer) and the consuming (worker) app."""
     return {

@@ -12,7 +12,7 @@ from celery import Celery
 
 from newsflow import db, queues
 from newsflow.config import Settings, mask_secrets, mask_url
-from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config
+from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config, message
 from newsflow.errors import ServiceUnavailable
 from newsflow.queues import redis_client
 
@@ -62,11 +62,7 @@ def sender_of(settings: Settings) -> Callable[[str, list[int]], None]:
         if not database:
             database.append(db.identity(settings.database_url))
         try:
-            app.send_task(
-                TASK_FOR_STAGE[Stage(stage)],
-                args=[list(article_ids)],
-                kwargs={"database": database[0]},
-            )
+            app.send_task(TASK_FOR_STAGE[Stage(stage)], **message(list(article_ids), database[0]))
         except Exception as exc:  # kombu raises several types for one cause: no broker
             raise unreachable(settings, exc) from exc
 

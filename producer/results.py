@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterator, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, Integer, bindparam, func, null, text
+from sqlalchemy import Float, Integer, bindparam, exists, func, null, text
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -319,7 +319,7 @@ def _filtered(query: Any, given: Collection[str], how: Search | None = None) -> 
             col(BatchArticle.article_id).in_(bindparam("entity_ids", expanding=True))
         )
     if "entity" in given:
-        query = query.where(col(BatchArticle.article_id).in_(ENTITY_ARTICLES))
+        query = query.where(ENTITY_NAMED)
     if "story" in given:
         query = query.where(col(BatchArticle.article_id).in_(STORY_ARTICLES))
     if how is not None:
@@ -440,6 +440,13 @@ def rows(
 # Articles with an entity that answers to `:entity` (its canonical name, a run of its
 # words from either end, or a mention's text; see tallies.entity_keys): one index lookup.
 ENTITY_ARTICLES = select(col(EntityKey.article_id)).where(col(EntityKey.key) == bindparam("entity"))
+# A name many contents answer to: probed per submission in id order (the key's primary
+# index), so a page stops at its 50th match. As `IN (subquery)` SQLite first listed every
+# content of the name (48,708 of 100,000 for "us": 75 ms; probed, 0.05 ms).
+ENTITY_NAMED = exists().where(
+    col(EntityKey.key) == bindparam("entity"),
+    col(EntityKey.article_id) == col(BatchArticle.article_id),
+)
 STORY_ARTICLES = select(col(StoryMember.article_id)).where(
     col(StoryMember.story_id) == bindparam("story")
 )

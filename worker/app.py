@@ -21,7 +21,7 @@ from celery.signals import import_modules, worker_process_init, worker_ready, wo
 
 from newsflow import queues
 from newsflow.config import Settings
-from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config
+from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config, message
 from worker import identity
 
 # One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
@@ -49,7 +49,7 @@ _threads: list[threading.Event] = []  # set to stop the main process's threads
 def send(stage: str, article_ids: list[int]) -> None:
     """One message of article ids to `stage`'s queue, naming this worker's database."""
     database = identity.mine(settings().database_url)
-    app.send_task(TASK_FOR_STAGE[Stage(stage)], args=[article_ids], kwargs={"database": database})
+    app.send_task(TASK_FOR_STAGE[Stage(stage)], **message(article_ids, database))
 
 
 @import_modules.connect
