@@ -74,15 +74,22 @@ _SENTENCES = _children(
     "u.position",
 )
 _EXTRACT = "(SELECT {column} FROM stages WHERE article_id = m.article_id AND stage = 'extract')"
+_TITLE = "coalesce(m.title, CASE WHEN a.title IS DISTINCT FROM a.given_title THEN a.title END)"
+_PUBLISHED = "coalesce(m.published, a.guessed_published)"
+# The range, implied by the ids, is for the planner: given 1,000 ids alone it scanned
+# every submission (60 ms a block at 100,000 stored, ten times that at a million).
+_BLOCK = (
+    "FROM batch_articles m JOIN articles a ON a.id = m.article_id "
+    "WHERE m.id IN :ids AND m.id BETWEEN :first AND :last ORDER BY m.id"
+)
 POSTGRES_RECORDS = text(
     "SELECT row_to_json(r)::text FROM (SELECT m.id, m.article_id AS content_id, "
     "(SELECT count(*) FROM batch_articles o WHERE o.article_id = m.article_id) "
     "AS content_submissions, m.external_id, m.batch_id, m.status, "
-    "coalesce(m.title, CASE WHEN a.title IS DISTINCT FROM a.given_title THEN a.title END) "
-    "AS title, a.byline, CASE WHEN a.dateline_place IS NOT NULL OR a.dateline_date IS NOT "
-    "NULL THEN (SELECT row_to_json(d) FROM (SELECT a.dateline_place AS place, "
-    "a.dateline_date AS date) d) END AS dateline, a.agency, a.language, "
-    "coalesce(m.published, a.guessed_published) AS published, CASE WHEN m.published IS NOT "
+    f"{_TITLE} AS title, a.byline, CASE WHEN a.dateline_place IS NOT NULL OR "
+    "a.dateline_date IS NOT NULL THEN (SELECT row_to_json(d) FROM (SELECT "
+    "a.dateline_place AS place, a.dateline_date AS date) d) END AS dateline, a.agency, a.language, "
+    f"{_PUBLISHED} AS published, CASE WHEN m.published IS NOT "
     "NULL THEN 'submitter' WHEN a.guessed_published IS NOT NULL THEN 'article' END "
     "AS published_from, m.url, m.origin AS source, m.source AS submitted_from, a.text, "
     f"coalesce(a.captions, '[]') AS captions, a.word_count, {_REMOVED} AS removed, "
@@ -97,10 +104,25 @@ POSTGRES_RECORDS = text(
     f"(SELECT row_to_json(p) FROM (SELECT {_EXTRACT.format(column='version')} AS version, "
     f"{_EXTRACT.format(column='model')} AS model, "
     f"{_by_stage('s.version, s.model')} AS stages) p) AS pipeline "
-    "FROM batch_articles m JOIN articles a ON a.id = m.article_id "
-    # The range, implied by the ids, is for the planner: given 1,000 ids alone it scanned
-    # every submission (60 ms a block at 100,000 stored, ten times that at a million).
-    "WHERE m.id IN :ids AND m.id BETWEEN :first AND :last ORDER BY m.id) r"
+    f"{_BLOCK}) r"
+).bindparams(bindparam("ids", expanding=True))
+_STAGE_ORDER = " ".join(f"WHEN '{stage}' THEN {i}" for i, stage in enumerate(STAGES))
+# The CSV row of a record (CSV_FIELDS, as csv_row makes it from the record), made by
+# PostgreSQL: a CSV export then parses no JSON and builds no document per record.
+POSTGRES_CSV = text(
+    "SELECT m.id, m.article_id, (SELECT count(*) FROM batch_articles o WHERE o.article_id = "
+    f"m.article_id), m.external_id, m.batch_id, m.status, {_TITLE}, a.byline, "
+    "concat_ws(', ', nullif(a.dateline_place, ''), nullif(a.dateline_date, '')), a.agency, "
+    f"a.language, {_PUBLISHED}, m.url, m.origin, a.word_count, "
+    "(SELECT string_agg(e.name || ' (' || e.label || ')', '; ' ORDER BY e.idx) FROM entities e "
+    "WHERE e.article_id = m.article_id AND e.idx < 10), "
+    "(SELECT string_agg(k.text, '; ' ORDER BY k.rank) FROM keyphrases k "
+    "WHERE k.article_id = m.article_id), "
+    "(SELECT string_agg(u.text, ' ' ORDER BY u.position) FROM summary_sentences u "
+    "WHERE u.article_id = m.article_id), "
+    "(SELECT string_agg(s.stage || ': ' || s.error, '; ' ORDER BY CASE s.stage "
+    f"{_STAGE_ORDER} ELSE 9 END) FROM stages s WHERE s.article_id = m.article_id AND "
+    f"s.status = 'failed' AND s.error <> '') {_BLOCK}"
 ).bindparams(bindparam("ids", expanding=True))
 
 
@@ -110,14 +132,17 @@ def iter_json(
     """Every matching record as one line of JSON, in constant memory; at most `limit`.
     PostgreSQL writes the JSON itself (POSTGRES_RECORDS), a block per statement."""
     if session.get_bind().dialect.name == "postgresql":
-        yield from _database_json(session, filters, limit)
+        yield from (row[0] for row in _database_rows(session, filters, limit, POSTGRES_RECORDS))
         return
     for members in blocks(session, filters, limit):
         yield from (to_json(doc).decode() for doc in documents(session, members))
 
 
-def _database_json(session: Session, filters: Filters, limit: int | None) -> Iterator[str]:
-    """Two server processes write the blocks in turn, the next block's JSON made while
+def _database_rows(
+    session: Session, filters: Filters, limit: int | None, statement: Any
+) -> Iterator[Any]:
+    """The rows of `statement` for each block of matching submissions. Two server
+    processes make the blocks in turn, the next block's JSON made while
     this one is handed on (a server process makes a block on one core): a second
     connection on the session's own snapshot (pg_export_snapshot, as pg_dump's parallel
     jobs do) reads what the session reads, whatever is committed meanwhile."""
@@ -128,16 +153,16 @@ def _database_json(session: Session, filters: Filters, limit: int | None) -> Ite
     try:
         helper.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # its first statement
         with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead: Future[list[str]] | None = None
+            ahead: Future[list[Any]] | None = None
             for turn, members in enumerate(blocks(session, filters, limit)):
                 ids = {"ids": [m.id for m in members], "first": members[0].id,
                        "last": members[-1].id}  # fmt: skip
                 if turn % 2:  # the helper's block: made while the session makes the next
                     if ahead is not None:
                         yield from ahead.result()
-                    ahead = pool.submit(_json_of, helper, ids)
+                    ahead = pool.submit(_rows_of, helper, statement, ids)
                     continue
-                lines = list(session.execute(POSTGRES_RECORDS, ids).scalars())
+                lines = list(session.execute(statement, ids))
                 if ahead is not None:
                     yield from ahead.result()
                     ahead = None
@@ -149,8 +174,8 @@ def _database_json(session: Session, filters: Filters, limit: int | None) -> Ite
         helper.close()
 
 
-def _json_of(connection: Connection, ids: dict[str, Any]) -> list[str]:
-    return list(connection.execute(POSTGRES_RECORDS, ids).scalars())
+def _rows_of(connection: Connection, statement: Any, ids: dict[str, Any]) -> list[Any]:
+    return list(connection.execute(statement, ids))
 
 
 CSV_FIELDS = (
@@ -212,6 +237,12 @@ def write_records(
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
     if writer:
         writer.writeheader()
+    if writer and session.get_bind().dialect.name == "postgresql":
+        rows = csv.writer(out)
+        for row in _database_rows(session, filters, limit, POSTGRES_CSV):
+            rows.writerow([cell(value) for value in row])
+            count += 1
+        return count
     for line in iter_json(session, filters, limit=limit):
         if writer:
             writer.writerow(csv_row(json.loads(line)))
