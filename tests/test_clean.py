@@ -175,3 +175,86 @@ def test_html_headings_and_paragraphs_stay_apart() -> None:
     paragraphs = clean_article(html, kind="html").text.split("\n\n")
     assert "A decade of drought" in paragraphs
     assert len(paragraphs) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "place", "date", "agency", "body"),
+    [
+        (
+            "MARSEILLE, 14 mars (AFP) - Les dockers du port ont repris le travail lundi après "
+            "une semaine de grève, a annoncé le syndicat.",
+            "Marseille",
+            "14 mars",
+            "AFP",
+            "Les dockers",
+        ),
+        (
+            "ROSTOCK, 3. März (dpa) - Nach zehn Tagen Streik haben die Hafenarbeiter am Montag "
+            "die Arbeit wieder aufgenommen, teilte die Gewerkschaft mit.",
+            "Rostock",
+            "3. März",
+            "dpa",
+            "Nach zehn Tagen",
+        ),
+        (
+            "MURCIA, 12 de agosto (EFE) - Los agricultores de la región recibirán ayudas por la "
+            "sequía a partir de septiembre, anunció el Gobierno regional.",
+            "Murcia",
+            "12 de agosto",
+            "EFE",
+            "Los agricultores",
+        ),
+        (
+            "LISBOA, 2 de maio (Lusa) - O Governo aprovou hoje o novo plano para os portos do "
+            "país, disse o ministro das Infraestruturas.",
+            "Lisboa",
+            "2 de maio",
+            "Lusa",
+            "O Governo",
+        ),
+        (
+            "ROMA, 7 luglio (ANSA) - Il governo ha approvato oggi il piano per i porti, ha detto "
+            "il ministro dei trasporti ai giornalisti.",
+            "Roma",
+            "7 luglio",
+            "ANSA",
+            "Il governo",
+        ),
+        (
+            "МОСКВА, 5 сентября /ТАСС/ - Правительство России одобрило новый план развития "
+            "портов, сообщил министр транспорта.",
+            "Москва",
+            "5 сентября",
+            "TASS",
+            "Правительство",
+        ),
+        (
+            "МОСКВА, 5 сентября - РИА Новости. Правительство России одобрило новый план развития "
+            "портов, сообщил министр транспорта.",
+            "Москва",
+            "5 сентября",
+            "RIA Novosti",
+            "Правительство",
+        ),
+        (
+            "新华社兰州9月5日电（记者王明）甘肃省今年小麦产量预计比去年增长百分之五，省农业厅五日表示。",
+            "兰州",
+            "9月5日",
+            "Xinhua",
+            "甘肃省",
+        ),
+    ],
+)
+def test_datelines_of_other_languages_go_to_their_fields(
+    text: str, place: str, date: str, agency: str, body: str
+) -> None:
+    out = clean_article(text)
+    assert (out.dateline_place, out.dateline_date, out.agency) == (place, date, agency)
+    assert out.text.startswith(body)
+    assert "dateline" in [r["reason"] for r in out.removed]
+
+
+def test_a_capitalised_word_and_a_date_in_another_language_stay_in_the_body() -> None:
+    text = "La UE, 14 mars: rien ne change pour les agriculteurs, dit le ministre."
+    out = clean_article(text)
+    assert out.dateline_place is None and out.text.startswith("La UE")

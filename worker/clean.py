@@ -45,16 +45,61 @@ AGENCIES = {
     "cgtn": "CGTN",
     "cnn": "CNN",
     "bbc": "BBC",
+    "ansa": "ANSA",
+    "lusa": "Lusa",
+    "apa": "APA",
+    "belga": "Belga",
+    "anp": "ANP",
+    "europa press": "Europa Press",
+    "notimex": "Notimex",
+    "interfax": "Interfax",
+    "интерфакс": "Interfax",
+    "ria novosti": "RIA Novosti",
+    "риа новости": "RIA Novosti",
+    "тасс": "TASS",
+    "итар-тасс": "TASS",
+    "anadolu": "Anadolu",
+    "新华社": "Xinhua",
+    "中新社": "China News Service",
+    "中新网": "China News Service",
 }
 
 MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 DASH = r"(?:--|-|—|–)"
+# A date as wire datelines write it: "March 3", "14 mars", "3. März", "12 de agosto",
+# "7 luglio", "5 сентября" (a year may follow).
+DATE = (
+    rf"{MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?"
+    r"|\d{1,2}(?:er)?\s+(?i:janvier|février|mars|avril|mai|juin|juillet|août|septembre|"
+    r"octobre|novembre|décembre)"
+    r"|\d{1,2}\.\s*(?:Januar|Jänner|Februar|März|April|Mai|Juni|Juli|August|September|"
+    r"Oktober|November|Dezember)"
+    r"|\d{1,2}\s+de\s+(?i:enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|"
+    r"setiembre|octubre|noviembre|diciembre|janeiro|fevereiro|março|maio|junho|julho|"
+    r"setembro|outubro|novembro|dezembro)"
+    r"|\d{1,2}\s+(?i:gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settembre|"
+    r"ottobre|novembre|dicembre)"
+    r"|\d{1,2}\s+(?i:января|февраля|марта|апреля|мая|июня|июля|августа|сентября|октября|"
+    r"ноября|декабря)"
+)
+PLACE_WORD = r"[^\W\d_](?:[^\W\d_]|[.'’\-])*"  # letters of any script, no digits
+# "PLACE, DATE (AGENCY) - ": the place in capitals of any script (checked on the match:
+# a regular expression has no class of capital letters in every script), the agency in
+# brackets or, as TASS writes it, between slashes.
 DATELINE = re.compile(
-    rf"""^(?P<place>[A-Z][A-Z.'’\-]+(?:\s[A-Z][A-Z.'’\-]+){{0,3}}(?:,\s[A-Z][a-z]+\.?)?)
-    (?:,\s*(?P<date>{MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?))?
-    \s*(?:\((?P<agency>[A-Za-z][\w .&'-]{{0,40}})\))?
+    rf"""^(?P<place>{PLACE_WORD}(?:\s{PLACE_WORD}){{0,3}})
+    (?P<state>,\s[A-Z][a-z]+\.?)?
+    (?:,\s*(?P<date>(?:{DATE})(?:\s+(?:de\s+)?\d{{4}})?))?
+    \s*(?:\((?P<agency>[^\W\d_][\w .&'-]{{0,40}})\)|/(?P<slashed>[^\W\d_][\w .&'-]{{0,40}})/)?
     \s*{DASH}\s+(?=\S)""",
     re.X,
+)
+# "МОСКВА, 5 сентября - РИА Новости. Text": the agency after the dash.
+AGENCY_AFTER = re.compile(r"^(?P<agency>[^\W\d_][\w -]{1,30}?)\.\s+(?=\S)")
+# "新华社兰州9月5日电（记者王明）": agency, place, date, then the reporter in brackets.
+CHINESE_DATELINE = re.compile(
+    r"^(?P<agency>新华社|中新社|中新网)(?P<place>[\u4e00-\u9fff]{1,8}?)"
+    r"(?P<date>\d{1,2}月\d{1,2}日)电(?:[（(](?:记者|通讯员)[^）)]{0,40}[）)])?\s*"
 )
 # "(CNN) -- Text" or "(Reuters) - Text": an agency credit opening the story, no place.
 AGENCY_OPENING = re.compile(
@@ -171,7 +216,7 @@ FURNITURE_RULES = (
     _rule("wire credit", r"^our standards\s*:", 30),
 )
 
-CLOSES_SENTENCE = re.compile(r"[.!?:;\"'”’)\]]$")
+CLOSES_SENTENCE = re.compile(r"[.!?:;\"'”’)\]。！？；：」』）]$")
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
 
@@ -210,7 +255,7 @@ def _key(line: str) -> str:
 
 
 def _is_headline(line: str) -> bool:
-    return 1 <= _words(line) <= 25 and not re.search(r"[.,;:]$", line)
+    return 1 <= _words(line) <= 25 and not re.search(r"[.,;:。，；：！？]$", line)
 
 
 def parse_byline(rest: str) -> str | None:
@@ -308,15 +353,32 @@ class _Cleaner:
             self.out.agency = normalize_agency(opening["agency"])
             self.out.removed.append({"text": opening.group(0).strip(), "reason": "agency credit"})
             return line[opening.end() :]
+        if chinese := CHINESE_DATELINE.match(line):
+            return self.take_dateline(line, chinese, chinese["place"], chinese["agency"])
         match = DATELINE.match(line)
-        if not match or not (match["agency"] or match["date"] or len(match["place"]) > 2):
+        if (
+            not match
+            or not match["place"].isupper()
+            or not (match["agency"] or match["slashed"] or match["date"] or len(match["place"]) > 2)
+        ):
             return line
+        place = match["place"].title() + (match["state"] or "")
+        rest = self.take_dateline(line, match, place, match["agency"] or match["slashed"])
+        after = AGENCY_AFTER.match(rest)
+        if after and after["agency"].casefold() in AGENCIES and not self.out.agency:
+            self.out.agency = normalize_agency(after["agency"])
+            self.out.removed.append({"text": after.group(0).strip(), "reason": "agency credit"})
+            rest = rest[after.end() :]
+        return rest
+
+    def take_dateline(self, line: str, match: re.Match[str], place: str, agency: str | None) -> str:
+        """Move a dateline's place, date and agency to their fields; returns the rest."""
         out = self.out
-        out.dateline_place = match["place"].title()
+        out.dateline_place = place
         out.dateline_date = match["date"]
-        if match["agency"]:
-            out.agency = normalize_agency(match["agency"])
-        self.out.removed.append({"text": match.group(0).strip(), "reason": "dateline"})
+        if agency:
+            out.agency = normalize_agency(agency)
+        out.removed.append({"text": match.group(0).strip(), "reason": "dateline"})
         return line[match.end() :]
 
     def body(self, line: str) -> None:
