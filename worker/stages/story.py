@@ -175,11 +175,11 @@ def save(session: Session, outcomes: Sequence[Outcome], settings: Settings) -> N
     had (a reprocess): candidates from the band index and from this chunk itself."""
     ids = sorted(o.article_id for o in outcomes)
     store.lock(session, stage=Stage.STORY, article_ids=ids)
-    _leave(session, ids)
     placed = sorted((o for o in outcomes if o.output is not None and not o.error),
                     key=lambda o: o.article_id)  # fmt: skip
     hashes = sorted({h for o in placed for h in o.output.bands})
-    _lock_bands(session, hashes)
+    _lock_bands(session, hashes)  # before any story row: every placement locks in this order
+    _leave(session, ids)
     index, members = _stored(session, hashes)  # band hash -> contents; this chunk's join them
     arrived = _arrivals(session, [o.article_id for o in placed])
     sizes: dict[int, int] = {}
@@ -214,9 +214,7 @@ def save(session: Session, outcomes: Sequence[Outcome], settings: Settings) -> N
         session.execute(insert(session, table_of(StoryMember)), rows)
         session.execute(insert(session, table_of(StoryBand)), bands)
     for story_id, n in sorted(sizes.items()):
-        session.execute(
-            update(Story).where(col(Story.id) == story_id).values(size=col(Story.size) + n)
-        )
+        _grow(session, story_id, n)
     store.save_stages(session, stage=Stage.STORY, outcomes=outcomes)
     tallies.settle(session, ids)
 
@@ -234,11 +232,15 @@ def _leave(session: Session, ids: Sequence[int]) -> None:
     session.execute(delete(StoryBand).where(col(StoryBand.article_id).in_(ids)))
     session.execute(delete(StoryMember).where(col(StoryMember.article_id).in_(ids)))
     for story_id, n in left:
-        session.execute(
-            update(Story).where(col(Story.id) == story_id).values(size=col(Story.size) - n)
-        )
+        _grow(session, story_id, -n)
     session.execute(
         delete(Story).where(col(Story.id).in_([s for s, _ in left]), col(Story.size) <= 0)
+    )
+
+
+def _grow(session: Session, story_id: int, members: int) -> None:
+    session.execute(
+        update(Story).where(col(Story.id) == story_id).values(size=col(Story.size) + members)
     )
 
 
