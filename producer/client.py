@@ -181,8 +181,7 @@ class Client:
 
     def record(self, record_id: int) -> ArticleRecord:
         """One record by its id; NotFound if there is none."""
-        with read_scope(self.settings.database_url) as session:
-            found = results.records(session, [record_id])
+        found = self.records([record_id])
         if not found:
             raise NotFound(f"no article {record_id}; `newsflow results list` lists them")
         return found[0]

@@ -135,11 +135,10 @@ def same_story(a: Print, b: Print, settings: Settings) -> tuple[float, float] | 
     return None
 
 
-def _too_short(row: store.CleanRow) -> str:
-    return (
-        f"too short to compare with other texts (under {MIN_SHINGLES} runs of {SHINGLE} "
-        "words): not grouped into a story"
-    )
+_TOO_SHORT = (
+    f"too short to compare with other texts (under {MIN_SHINGLES} runs of {SHINGLE} "
+    "words): not grouped into a story"
+)
 
 
 def run(
@@ -156,7 +155,7 @@ def run(
     for row in cleaned:
         outcome = attempt(settings, row.id, interrupt, fingerprint, row.text)
         if outcome.output is None and not outcome.error:
-            outcome.skipped = _too_short(row)
+            outcome.skipped = _TOO_SHORT
         outcomes.append(outcome)
     with session_scope(settings.database_url) as session:
         save(session, outcomes, settings)
