@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from newsflow import tallies
 from newsflow.contract import AFTER_CLEAN, DONE, FAILED, FINISHED, QUEUED, RUNNING, STAGES, Stage
-from newsflow.db import insert, session_scope
+from newsflow.db import among, insert, session_scope
 from newsflow.models import Article, BatchArticle, StageRow, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def mark_queued(session: Session, *, stage: str, article_ids: Sequence[int]) -> 
     for page in chunked(article_ids, UPDATE_PAGE):
         rows = select_columns(
             col(Article.id), literal(stage), literal(QUEUED), literal(0), literal(0), literal(now)
-        ).where(col(Article.id).in_(page))
+        ).where(among(session, col(Article.id), page))
         statement = insert(session, StageRow).from_select(
             ["article_id", "stage", "status", "attempts", "runs", "updated_at"], rows
         )
@@ -57,7 +57,7 @@ def claim_unsent(session: Session, *, stage: str, article_ids: Sequence[int]) ->
         update(StageRow)
         .where(
             col(StageRow.stage) == stage,
-            col(StageRow.article_id).in_(article_ids),
+            among(session, col(StageRow.article_id), article_ids),
             col(StageRow.status) == QUEUED,
             col(StageRow.sent_at).is_(None),
         )
@@ -72,7 +72,9 @@ def release(session: Session, *, stage: str, article_ids: Sequence[int]) -> None
     if article_ids:
         session.execute(
             update(StageRow)
-            .where(col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids))
+            .where(
+                col(StageRow.stage) == stage, among(session, col(StageRow.article_id), article_ids)
+            )
             .where(col(StageRow.status) == QUEUED)
             .values(sent_at=None)
         )
@@ -210,24 +212,28 @@ def reopen_page(
 ) -> list[int]:
     """Reopen these rows of `stage` if still quiet (a worker may just have begun one):
     queued, their stamp cleared for the next claim, or with `claim` stamped at once for
-    the caller to send (`send_claimed`); returns those reopened."""
-    these = (col(StageRow.stage) == stage, col(StageRow.article_id).in_(article_ids), quiet)
-    moving = session.execute(  # a queued row reopened stays queued: its article's status
-        select_columns(col(StageRow.article_id))  # stays too, and needs no settling
-        .where(*these, col(StageRow.status) != QUEUED)
+    the caller to send (`send_claimed`); returns those reopened.
+
+    Both statements find the rows by primary key alone, the page's rows locked by the
+    first: with `quiet` in its WHERE the planner read every queued row of the status
+    index for each page (a pass over a lot lost grew with its square)."""
+    locked = session.execute(
+        select_columns(col(StageRow.article_id), col(StageRow.status), quiet)
+        .where(col(StageRow.stage) == stage, among(session, col(StageRow.article_id), article_ids))
         .order_by(col(StageRow.article_id))
         .with_for_update()
-    )
-    changed = list(moving.scalars())
+    ).all()
+    ids = [article_id for article_id, _, is_quiet in locked if is_quiet]
+    if not ids:
+        return []
     now = utcnow()
-    reopened = session.execute(
+    session.execute(
         update(StageRow)
-        .where(*these)
+        .where(col(StageRow.stage) == stage, among(session, col(StageRow.article_id), ids))
         .values(status=QUEUED, sent_at=now if claim else None, claim=None, updated_at=now)
-        .returning(col(StageRow.article_id))
     )
-    ids = sorted(reopened.scalars())
-    tallies.settle(session, changed)
+    # a queued row reopened stays queued: its article's status stays too, needing no settling
+    tallies.settle(session, [i for i, status, is_quiet in locked if is_quiet and status != QUEUED])
     return ids
 
 
@@ -310,7 +316,7 @@ def reopen_later_stages(session: Session, article_ids: Sequence[int]) -> None:
         session.execute(
             update(StageRow)
             .where(
-                col(StageRow.article_id).in_(page),
+                among(session, col(StageRow.article_id), page),
                 col(StageRow.stage).in_(AFTER_CLEAN),
                 col(StageRow.status).in_((*FINISHED, FAILED)),
             )
@@ -371,7 +377,7 @@ def reprocess(
                     update(StageRow)
                     .where(
                         col(StageRow.stage) == stage,
-                        col(StageRow.article_id).in_(ids),
+                        among(session, col(StageRow.article_id), ids),
                         col(StageRow.status).in_(FINISHED),
                     )
                     .values(
