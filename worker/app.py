@@ -22,6 +22,7 @@ from celery.signals import import_modules, worker_process_init, worker_ready, wo
 from newsflow import queues
 from newsflow.config import Settings
 from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config, message
+from newsflow.transport import celery_broker
 from worker import identity
 
 # One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
@@ -38,7 +39,7 @@ def settings() -> Settings:
 
 def configuration() -> dict[str, Any]:
     """The worker app's Celery configuration, from the worker's settings."""
-    return {**celery_config(settings()), "broker_url": settings().broker()}
+    return {**celery_config(settings()), **celery_broker(settings().broker())}
 
 
 app = Celery("newsflow", include=["worker.tasks"])
