@@ -45,6 +45,7 @@ from spacy.attrs import DEP, IDX, IS_LOWER, LENGTH, POS
 from spacy.symbols import NOUN
 
 from worker.abbreviations import definitions, spelled_initials
+from worker.known import PARTY_LABEL, countries_of, country_name, party
 from worker.labels import country, cues, squash
 from worker.names import POSSESSIVE_S, RELABEL_TO_PERSON, Name, names
 
@@ -93,6 +94,7 @@ class _Group:
     votes: Counter[str] = field(default_factory=Counter)  # spaCy's label of each mention
     cues: Counter[str] = field(default_factory=Counter)  # labels the context points to
     long_form: str | None = None  # the full name its abbreviation or last word stands for
+    known: str | None = None  # the name it goes by in every article (worker/known.py)
 
     @property
     def forms(self) -> set[str]:
@@ -113,10 +115,17 @@ class _Group:
             self.votes.update(other.votes)
         self.cues.update(other.cues)
         self.long_form = self.long_form or other.long_form
+        self.known = self.known or other.known
 
     def country(self) -> bool:
-        places = any(self.votes[label] for label in PLACE_LABELS)
-        return places and any(country(form) for form in self.forms)
+        return self.country_code() is not None
+
+    def country_code(self) -> str | None:
+        """The country this group names, when one of its names is a country's and some
+        mention was taken for a place."""
+        if not any(self.votes[label] for label in PLACE_LABELS):
+            return None
+        return next((code for form in sorted(self.forms) if (code := country(form))), None)
 
     def decide_label(self) -> None:
         score = Counter(self.votes)
@@ -300,9 +309,18 @@ class _Builder:
             return key
 
         spelled = Counter(i for g in self.groups.values() if (i := _spelled_initials(g)))
+        forms = {form for group in self.groups.values() for form in group.forms}
+        named = {
+            code
+            for g in self.groups.values()
+            if g.country()
+            for f in g.forms
+            if (code := country(f))
+        }
+        setting = countries_of(self.text, forms, named)
         owner: dict[str, tuple[str, str]] = {}
         for key in keys:
-            identities = self._identities(self.groups[key])
+            identities = self._identities(self.groups[key], setting)
             if (initials := _spelled_initials(self.groups[key])) and spelled[initials] == 1:
                 identities.add(f"initials:{initials}")
             for identity in identities:
@@ -315,11 +333,16 @@ class _Builder:
                 self.groups[root(key)].absorb(self.groups.pop(key))
         for group in self.groups.values():
             group.decide_label()
+            if found := {p.name for form in group.forms if (p := party(form, setting))}:
+                group.known, group.label = min(found), PARTY_LABEL
+            elif group.label == "GPE" and (code := group.country_code()):
+                group.known = country_name(code)
 
     @staticmethod
-    def _identities(group: _Group) -> set[str]:
+    def _identities(group: _Group, setting: set[str]) -> set[str]:
         forms = {squash(form) for form in group.forms}
         identities = set(forms)
+        identities |= {f"party:{p.name}" for form in group.forms if (p := party(form, setting))}
         if any(group.votes[label] for label in PLACE_LABELS):
             identities |= {f"country:{code}" for form in group.forms if (code := country(form))}
         if group.votes["NORP"]:
@@ -330,7 +353,7 @@ class _Builder:
     def drop_common_words(self) -> None:
         """Leave out capitalised common words that spaCy took for names."""
         for key, group in list(self.groups.items()):
-            if group.cues or group.long_form or group.country():
+            if group.cues or group.long_form or group.known or group.country():
                 continue
             forms = group.forms
             if any(form.isupper() for form in forms):
@@ -447,12 +470,18 @@ def _words(text: str) -> str:
 
 
 def _canonical(group: _Group) -> str:
+    if group.known:
+        return group.known
     if group.label == "PERSON":
         return group.fullest
     if group.long_form and group.long_form in group.forms:
         return group.long_form
     counts = Counter(m.text for m in group.mentions)
-    return max(counts, key=lambda f: (counts[f], len(f)))
+    mixed = {f.casefold() for f in counts if not f.isupper()}
+    # "MARSEILLE" (a dateline, a headline) is "Marseille" when the text also writes it so
+    return max(
+        counts, key=lambda f: (not (f.isupper() and f.casefold() in mixed), counts[f], len(f))
+    )
 
 
 def extract_entities(

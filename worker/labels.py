@@ -6,6 +6,10 @@ thought (it types Yukos or Winn-Dixie PERSON, Electrolux GPE):
   executive", "X's profits". ("X said profits rose" is no cue: analysts say it too.)
 - GPE: "based in X", "capital of X", "government of X", "X's government", "X's economy",
   "X-based";
+- ORG, in sport: "X manager", "the X striker", "X fans", "X's ground", "beat X", "signed
+  from X", "X 2-1 Y", a name ending in "United" or "Rovers" (a club is often named after
+  its town, which spaCy then takes for a place: "West Ham", "Newcastle"); never for a
+  country's name, whose national side is the country's entity;
 - PERSON: "Ms X" (an honorific), "X, 45," (an age), "X's wife";
 - WORK_OF_ART: "the film X", "the album X".
 """
@@ -42,6 +46,24 @@ ORG_OWNS_CHIEF = frozenset({"executive", "financial", "operating", "technology"}
 GPE_OWNS = frozenset(
     "government economy capital parliament population currency citizens army military".split()
 )
+# Sport: the words before a club's name ("beat Villa"), the word after it ("Villa
+# manager"), and what it owns ("Villa's ground").
+CLUB_BEFORE = frozenset(
+    {("beat",), ("beating",), ("defeat", "to"), ("defeat", "by"), ("lost", "to"),
+     ("losing", "to"), ("draw", "with"), ("drew", "with"), ("win", "over"), ("victory", "over"),
+     ("signed", "from"), ("loan", "from")}
+)  # fmt: skip
+CLUB_AFTER = frozenset(
+    """manager boss coach striker midfielder defender goalkeeper keeper winger forward
+    skipper fans supporters squad""".split()
+)
+CLUB_OWNS = CLUB_AFTER | frozenset("ground stadium players".split())
+# The last word of many clubs' names ("Leeds United"), never of a place's ("X City" and
+# "X Town" are both).
+CLUB_ENDINGS = frozenset("united rovers athletic wanderers albion hotspur argyle fc afc".split())
+HOME_NATIONS = frozenset({"England", "Scotland", "Wales", "Northern Ireland"})
+SCORE_AFTER = re.compile(r"\d{1,2}-\d{1,2}(?!\d)")  # "Villa 2-1 ..."
+SCORE_BEFORE = re.compile(r"(?<!\d)\d{1,2}-\d{1,2}$")  # "... 2-1 Charlton"
 PERSON_OWNS = frozenset(
     """wife husband son daughter father mother brother sister widow girlfriend boyfriend
     parents""".split()
@@ -69,11 +91,32 @@ def cues(doc: Any, start: int, end: int) -> list[str]:
             found.append("GPE")
         elif owned in PERSON_OWNS:
             found.append("PERSON")
+    scores = ("".join(t.text for t in doc[max(start - 3, 0) : start]),
+              "".join(t.text for t in doc[end : end + 3]))  # fmt: skip
+    named_club = end - start > 1 and doc[end - 1].lower_ in CLUB_ENDINGS
+    if named_club or _club(doc[start:end].text, before, after, scores):
+        found.append("ORG")
     if after[:2] == ["-", "based"] and not doc[end - 1].whitespace_:
         found.append("GPE")
     if len(after) >= 3 and after[0] == "," and after[2] == "," and _age(after[1]):
         found.append("PERSON")
     return found
+
+
+def _club(name: str, before: tuple[str, ...], after: list[str], scores: tuple[str, str]) -> bool:
+    """A sport cue around a mention of `name` (never a country's: its side is the country)."""
+    if name in HOME_NATIONS or country(name):
+        return False
+    following = after[0] if after else None
+    owned = after[1] if following in ("'s", "’s") and len(after) > 1 else None
+    return bool(
+        before in CLUB_BEFORE
+        or before[-1:] in CLUB_BEFORE
+        or following in CLUB_AFTER
+        or owned in CLUB_OWNS
+        or SCORE_BEFORE.search(scores[0]) is not None
+        or SCORE_AFTER.match(scores[1]) is not None
+    )
 
 
 def _age(word: str) -> bool:

@@ -8,7 +8,8 @@
 - names lose a leading "the" or plural common noun ("Analysts Gartner"), punctuation
   and quotes at their edges and a trailing possessive 's; people lose titles
   ("President", "Crown Prince") and nationality words,
-  and a person or place a trailing number ("Slovenia 432" in a results table);
+  and a person or place a trailing number ("Slovenia 432" in a results table), any
+  name a score after it ("Barnsley 2-1");
 - an honorific ("Ms Hessel", "Mr. Ash") makes the name a person's whatever label spaCy
   gave it, and a title before a known surname does the same ("Kazakh President
   Kassym-Jomart Tokayev" typed ORG).
@@ -100,6 +101,8 @@ def _trim(doc: Any, start: int, end: int, label: str) -> Name | None:
             _word(doc[start]) in TITLES or doc[start].ent_type_ == "NORP" or doc[start].is_punct
         ):
             start += 1
+    if edge:
+        end = _before_score(doc, start, end)
     while end > start and (
         doc[end - 1].lower_ in POSSESSIVES
         or doc[end - 1].is_punct
@@ -112,6 +115,22 @@ def _trim(doc: Any, start: int, end: int, label: str) -> Name | None:
     if label not in NUMERIC_LABELS and not capitalised:
         return None  # a name has a capitalised word: not "- ." left over
     return start, end, label
+
+
+def _before_score(doc: Any, start: int, end: int) -> int:
+    """The end of a name before the score that follows it: "Barnsley 2-1", or "Chelsea 2"
+    cut from "Chelsea 2-1 Arsenal"."""
+    for i in range(max(start + 1, end - 3), end):
+        score = doc[i : i + 3]
+        if (
+            len(score) == 3
+            and score[0].like_num
+            and score[1].text == "-"
+            and score[2].like_num
+            and not (score[0].whitespace_ or score[1].whitespace_)
+        ):
+            return i
+    return end
 
 
 def _titled_person(doc: Any, span: Name, surnames: set[str]) -> Name | None:
