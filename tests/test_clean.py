@@ -128,6 +128,16 @@ def test_html_goes_through_trafilatura_and_the_same_rules() -> None:
     assert "Read more" not in out.text
 
 
+def test_a_sites_name_is_no_agency_unless_it_is_one() -> None:
+    page = """<html><head><title>{0}</title><meta property="og:site_name" content="{0}">
+    </head><body><article><h1>Ferry fares rise</h1>
+    <p>Ferry fares on the northern routes will rise by a tenth from June, the operator said.</p>
+    <p>Passenger groups said the rise would hit island families hardest this summer.</p>
+    </article></body></html>"""
+    assert clean_article(page.format("Harbour Notes Blog"), kind="html").agency is None
+    assert clean_article(page.format("Reuters"), kind="html").agency == "Reuters"
+
+
 def test_source_line_sets_agency_and_names_are_normalised() -> None:
     out = clean_article("A story body sentence here.\n\nSource(s): Xinhua News Agency")
     assert out.agency == "Xinhua"

@@ -432,8 +432,9 @@ def clean_article(
         raise PermanentError("no body text left after cleaning (the input held only furniture)")
     if out.byline is None and meta.get("author"):
         out.byline = str(meta["author"])
-    if out.agency is None and meta.get("sitename"):
-        out.agency = normalize_agency(str(meta["sitename"]))
+    site = re.sub(r"\s+", " ", str(meta.get("sitename") or "")).strip(" .;,")
+    if out.agency is None and site.casefold() in AGENCIES:  # a blog's name is no agency
+        out.agency = AGENCIES[site.casefold()]
     out.published = meta.get("date")
     code, probability = detect_language(out.text)
     out.language = code if probability >= 0.5 else None
