@@ -16,6 +16,14 @@ it. Counted per 100 articles:
 - common words: a one-word name the article also writes in lower case ("Budget");
 - country split: more than one entity for the US ("US", "U.S.", "United States",
   "America") or for the UK in one article; demonym split: "Italian" and "Italians";
+- party split / party labels: one party (the bench's own list of British and American
+  parties' forms: "Tories", "Conservatives", "Conservative Party"...) as several entities of
+  one article, or a party's entity labelled other than ORG;
+- club labels: a football or rugby club of the bench's list ("West Ham", "Villa") named in
+  an article about sport, labelled other than ORG;
+- across one batch's entity table (the articles taken 100 at a time, as a batch's entity
+  page lists them): one thing under several names (a country, a party) and one name
+  under several labels;
 - generic keyphrases: a single lower-case word among the top five keyphrases that is
   frequent in English in general (wordfreq Zipf >= 4, about once in 10,000 words or
   more: "economy", "people", "rise"); and all single lower-case words, for reference.
@@ -54,6 +62,23 @@ RANKS = {
 }  # fmt: skip
 US = {"us", "usa", "unitedstates", "unitedstatesofamerica", "america"}
 UK = {"uk", "unitedkingdom", "britain", "greatbritain"}
+PARTIES = (
+    {"tory", "tories", "conservative", "conservatives", "conservativeparty", "toryparty"},
+    {"labour", "labourparty"},
+    {"libdem", "libdems", "liberaldemocrat", "liberaldemocrats", "liberaldemocratparty"},
+    {"democrats", "democraticparty"},
+    {"republicans", "republicanparty", "gop"},
+)
+CLUBS = {
+    "arsenal", "chelsea", "liverpool", "everton", "newcastle", "newcastleunited", "westham",
+    "astonvilla", "villa", "blackburn", "blackburnrovers", "tottenham", "spurs", "fulham",
+    "middlesbrough", "boro", "bolton", "southampton", "leeds", "leedsunited", "rangers",
+    "celtic", "barcelona", "realmadrid", "juventus", "milan", "acmilan", "intermilan",
+    "porto", "anderlecht", "saracens", "wasps", "leicester", "bath", "gloucester",
+    "munster", "leinster", "manchesterunited", "manunited", "manchestercity", "charlton",
+}  # fmt: skip
+SPORT = re.compile(r"\b(football|striker|midfielder|goalkeeper|premiership|league|cup|rugby)\b")
+BATCH = 100  # articles per batch for the cross-article counts
 WORK_LABELS = {"WORK_OF_ART", "PRODUCT", "EVENT", "LAW"}
 QUOTES = "\"'‘’“”«»"
 COUNTS = {
@@ -65,6 +90,11 @@ COUNTS = {
     "common_words": "capitalised common words",
     "country_split": "US / UK split into several entities",
     "demonym_split": "demonym singular / plural split",
+    "party_split": "a party split into several entities",
+    "party_labels": "a party labelled other than ORG",
+    "club_labels": "a club labelled other than ORG in sport",
+    "batch_names": "one thing under several names in a batch (per 100)",
+    "batch_labels": "one name under several labels in a batch (per 100)",
     "generic_keyphrases": "generic single words in top-5 keyphrases",
     "single_word_keyphrases": "single lower-case words in top-5 keyphrases",
 }
@@ -170,6 +200,18 @@ def judge(
         if entity.label == "NORP" and squash(entity.name) + "s" in demonyms:
             tally.add("demonym_split", article, f"{entity.name} / {entity.name}s", keep)
 
+    for party in PARTIES:
+        named = [e for e in entities if {squash(f) for f in (e.name, *e.aliases)} & party]
+        if len(named) > 1:
+            tally.add("party_split", article, " / ".join(e.name for e in named), keep)
+        for entity in named:
+            if entity.label != "ORG":
+                tally.add("party_labels", article, f"{entity.name} [{entity.label}]", keep)
+    if SPORT.search(text.lower()):
+        for entity in entities:
+            if squash(entity.name) in CLUBS and entity.label != "ORG":
+                tally.add("club_labels", article, f"{entity.name} [{entity.label}]", keep)
+
     from wordfreq import zipf_frequency
 
     for phrase in [k.text for k in keyphrases[:5]]:
@@ -177,6 +219,20 @@ def judge(
             tally.add("single_word_keyphrases", article, phrase, keep)
             if zipf_frequency(phrase, "en") >= 4.0:
                 tally.add("generic_keyphrases", article, phrase, keep)
+
+
+def judge_batch(tally: Tally, batch: str, table: Counter[tuple[str, str]], keep: int) -> None:
+    """Add the faults of one batch's entity table ((name, label) -> articles)."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    for name, label in table:
+        labels[squash(name)].add(label)
+    for name, kinds in labels.items():
+        if len(kinds) > 1:
+            tally.add("batch_labels", batch, f"{name} as {'/'.join(sorted(kinds))}", keep)
+    for thing in (US, UK, *PARTIES):
+        names = sorted({n for n, _ in table if squash(n) in thing})
+        if len(names) > 1:
+            tally.add("batch_names", batch, " / ".join(names), keep)
 
 
 def unbalanced(name: str) -> bool:
@@ -210,10 +266,15 @@ def collect(folder: Path, limit: int | None, keep: int) -> Tally:
     cleaned = [(article, clean_article(raw)) for article, raw in rows]
     tally = Tally()
     docs = nlp.pipe((c.text for _, c in cleaned), batch_size=16)
-    for (article, clean), doc in zip(cleaned, docs, strict=True):
+    table: Counter[tuple[str, str]] = Counter()
+    for n, ((article, clean), doc) in enumerate(zip(cleaned, docs, strict=True), 1):
         entities = extract_entities(doc, title=clean.title)
         keyphrases = extract_keyphrases(doc, top=10)
         judge(tally, article, clean.text, entities, keyphrases, keep)
+        table.update({(e.name, e.label) for e in entities})
+        if n % BATCH == 0 or n == len(cleaned):
+            judge_batch(tally, f"batch {(n - 1) // BATCH + 1}", table, keep)
+            table = Counter()
     return tally
 
 
