@@ -268,3 +268,28 @@ def test_the_migration_fills_what_is_kept_on_a_populated_database(
     db.upgrade(url)
     assert kept(url) == before
     assert stack.client.rows(Filters(entity="Velden"))[0] == rows
+
+
+POLITICS = [
+    "The Tories promised lower taxes on Monday. Tory leader Michael Howard spoke in Leeds, "
+    "and Labour said the sums did not add up.",
+    "The Conservatives lost two seats in Scotland, while the Liberal Democrats gained "
+    "three. The Labour Party held its ground in Glasgow.",
+    "Labour said its ministers met in London. The Lib Dems and the Conservative Party said the "
+    "vote was too close to call across Britain.",
+]
+
+
+def test_a_politics_batch_lists_each_party_once_under_one_label(stack: Stack) -> None:
+    """Each article names the parties in its own way; the batch's top entities agree."""
+    client = stack.client
+    batch = client.submit(
+        [{"id": f"politics-{i}", "text": t} for i, t in enumerate(POLITICS)], name="politics"
+    )
+    client.wait(batch.batch_id, timeout=180, on_progress=lambda _: None)
+    top = {(e.name, e.label): e.articles for e in client.entities(batch_id=batch.batch_id, top=50)}
+    assert top[("Conservative Party", "ORG")] == 3
+    assert top[("Labour Party", "ORG")] == 3
+    assert top[("Liberal Democrats", "ORG")] == 2
+    party_forms = {"tory", "tories", "conservatives", "labour", "lib dems"}
+    assert not [name for name, _ in top if name.casefold() in party_forms]
