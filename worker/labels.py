@@ -61,9 +61,11 @@ CLUB_OWNS = CLUB_AFTER | frozenset("ground stadium players".split())
 # The last word of many clubs' names ("Leeds United"), never of a place's ("X City" and
 # "X Town" are both).
 CLUB_ENDINGS = frozenset("united rovers athletic wanderers albion hotspur argyle fc afc".split())
-HOME_NATIONS = frozenset({"England", "Scotland", "Wales", "Northern Ireland"})
-SCORE_AFTER = re.compile(r"\d{1,2}-\d{1,2}(?!\d)")  # "Villa 2-1 ..."
-SCORE_BEFORE = re.compile(r"(?<!\d)\d{1,2}-\d{1,2}$")  # "... 2-1 Charlton"
+# Sides that play as a nation but are no country of ISO 3166.
+NATIONAL_SIDES = frozenset({"England", "Scotland", "Wales", "Northern Ireland", "West Indies"})
+# A score between two names: "Villa 2-1 Charlton" (not "Halftime 1-0" in a results table).
+SCORE_AFTER = re.compile(r" ?\d{1,2}-\d{1,2} [A-Z]")
+SCORE_BEFORE = re.compile(r"[A-Z][\w.'-]* \d{1,2}-\d{1,2} ?$")
 PERSON_OWNS = frozenset(
     """wife husband son daughter father mother brother sister widow girlfriend boyfriend
     parents""".split()
@@ -91,10 +93,8 @@ def cues(doc: Any, start: int, end: int) -> list[str]:
             found.append("GPE")
         elif owned in PERSON_OWNS:
             found.append("PERSON")
-    scores = ("".join(t.text for t in doc[max(start - 3, 0) : start]),
-              "".join(t.text for t in doc[end : end + 3]))  # fmt: skip
     named_club = end - start > 1 and doc[end - 1].lower_ in CLUB_ENDINGS
-    if named_club or _club(doc[start:end].text, before, after, scores):
+    if named_club or _club(doc[start:end], before, after):
         found.append("ORG")
     if after[:2] == ["-", "based"] and not doc[end - 1].whitespace_:
         found.append("GPE")
@@ -103,20 +103,25 @@ def cues(doc: Any, start: int, end: int) -> list[str]:
     return found
 
 
-def _club(name: str, before: tuple[str, ...], after: list[str], scores: tuple[str, str]) -> bool:
-    """A sport cue around a mention of `name` (never a country's: its side is the country)."""
-    if name in HOME_NATIONS or country(name):
+def _club(span: Any, before: tuple[str, ...], after: list[str]) -> bool:
+    """A sport cue around `span`, a club's name. Never a country's name or a national side's
+    (the team is the country), a demonym ("the Brazilian striker") or a common word
+    ("Halftime 1-0"); a person's full name takes only the words after it ("beat Mark
+    Cairns 15-10" is a match between people)."""
+    first = span[0]
+    if span.text in NATIONAL_SIDES or country(span.text) or first.ent_type_ == "NORP":
         return False
     following = after[0] if after else None
     owned = after[1] if following in ("'s", "’s") and len(after) > 1 else None
-    return bool(
-        before in CLUB_BEFORE
-        or before[-1:] in CLUB_BEFORE
-        or following in CLUB_AFTER
-        or owned in CLUB_OWNS
-        or SCORE_BEFORE.search(scores[0]) is not None
-        or SCORE_AFTER.match(scores[1]) is not None
+    if following in CLUB_AFTER or owned in CLUB_OWNS:
+        return True
+    if first.ent_type_ == "PERSON" and len(span) > 1:
+        return False
+    text = span.doc.text
+    scored = SCORE_AFTER.match(text, span.end_char) or SCORE_BEFORE.search(
+        text, max(span.start_char - 20, 0), span.start_char
     )
+    return bool(before in CLUB_BEFORE or before[-1:] in CLUB_BEFORE or scored)
 
 
 def _age(word: str) -> bool:

@@ -128,6 +128,7 @@ def _before_score(doc: Any, start: int, end: int) -> int:
             and score[1].text == "-"
             and score[2].like_num
             and not (score[0].whitespace_ or score[1].whitespace_)
+            and doc[i - 1].text != "-"  # "1996-12-07" is a date
         ):
             return i
     return end
