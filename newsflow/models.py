@@ -49,6 +49,7 @@ class Article(SQLModel, table=True):
     dateline_place: str | None = None
     dateline_date: str | None = None
     agency: str | None = Field(default=None, index=True)
+    site: str | None = None  # a web page's site name, the source of records that name none
     language: str | None = None
     text: str | None = Field(default=None, sa_column=Column(Text))
     captions: list[str] | None = Field(default=None, sa_column=Column(JSON))

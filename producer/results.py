@@ -50,7 +50,7 @@ _MEMBER = tuple(
 _CONTENT = tuple(
     col(getattr(Article, name))
     for name in ("id", "title", "given_title", "byline", "dateline_place", "dateline_date",
-                 "agency", "language", "guessed_published", "text", "captions", "removed",
+                 "agency", "site", "language", "guessed_published", "text", "captions", "removed",
                  "word_count")
 )  # fmt: skip
 _PARTS = {  # what a record holds of each output table, in the record's order
@@ -166,7 +166,7 @@ def _document(
         "published": published,
         "published_from": published_from,
         "url": member.url,
-        "source": member.origin,
+        "source": member.origin or content.site,
         "submitted_from": member.source,
         "text": content.text,
         "captions": content.captions or [],
@@ -355,7 +355,7 @@ def _listing(given: frozenset[str], how: Search | None) -> Any:
             col(BatchArticle.id), col(BatchArticle.article_id), col(BatchArticle.batch_id),
             col(BatchArticle.external_id), col(BatchArticle.url), col(BatchArticle.origin),
             col(BatchArticle.source), col(BatchArticle.title).label("given"), col(Article.title),
-            col(Article.given_title), col(Article.agency), col(Article.language),
+            col(Article.given_title), col(Article.agency), col(Article.site), col(Article.language),
             PUBLISHED.label("published"), col(BatchArticle.status),
         )
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
@@ -418,7 +418,7 @@ def rows(
             batch_id=r.batch_id,
             external_id=r.external_id,
             url=r.url,
-            source=r.origin,
+            source=r.origin or r.site,
             submitted_from=r.source,
             status=Status(r.status),
             title=r.given or (r.title if r.title != r.given_title else None),
@@ -589,8 +589,9 @@ def story(session: Session, story_id: int) -> StoryDetail | None:
         select_columns(
             col(BatchArticle.id), col(BatchArticle.article_id), col(BatchArticle.batch_id),
             col(BatchArticle.title).label("given"), col(Article.title), col(BatchArticle.origin),
-            col(BatchArticle.url), col(Article.agency), PUBLISHED.label("published"),
-            col(Article.word_count), col(StoryMember.similarity), col(StoryMember.matched_id),
+            col(Article.site), col(BatchArticle.url), col(Article.agency),
+            PUBLISHED.label("published"), col(Article.word_count), col(StoryMember.similarity),
+            col(StoryMember.matched_id),
         )
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
         .join(StoryMember, col(StoryMember.article_id) == col(Article.id))
@@ -601,7 +602,7 @@ def story(session: Session, story_id: int) -> StoryDetail | None:
     copies = [
         StoryCopy(
             id=r.id, content_id=r.article_id, batch_id=r.batch_id, title=r.given or r.title,
-            source=r.origin, url=r.url, agency=r.agency, published=r.published,
+            source=r.origin or r.site, url=r.url, agency=r.agency, published=r.published,
             word_count=r.word_count, similarity=r.similarity, matched_content=r.matched_id,
             first=r.article_id == head.first_article_id,
         )

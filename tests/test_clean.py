@@ -134,7 +134,8 @@ def test_a_sites_name_is_no_agency_unless_it_is_one() -> None:
     <p>Ferry fares on the northern routes will rise by a tenth from June, the operator said.</p>
     <p>Passenger groups said the rise would hit island families hardest this summer.</p>
     </article></body></html>"""
-    assert clean_article(page.format("Harbour Notes Blog"), kind="html").agency is None
+    blog = clean_article(page.format("Harbour Notes Blog"), kind="html")
+    assert (blog.agency, blog.site) == (None, "Harbour Notes Blog")
     assert clean_article(page.format("Reuters"), kind="html").agency == "Reuters"
 
 

@@ -84,6 +84,7 @@ def test_wire_examples_come_out_with_their_fields(
     web = records["festival_web.html"]
     assert web.title == "Lakeside film festival names its winners"
     assert web.byline == "Priya Raman"
+    assert (web.agency, web.source) == (None, "Riverton Daily")  # the site, no agency
     assert "Read more" not in web.text and "cookies" not in web.text
     afp = records["afp-0142"]
     assert afp.agency == "AFP" and afp.published == "2026-08-02"

@@ -230,6 +230,7 @@ class Cleaned:
     dateline_place: str | None = None
     dateline_date: str | None = None
     agency: str | None = None
+    site: str | None = None  # a web page's site name: the record's source when none is given
     language: str | None = None
     published: str | None = None
     captions: list[str] = field(default_factory=list)
@@ -432,9 +433,9 @@ def clean_article(
         raise PermanentError("no body text left after cleaning (the input held only furniture)")
     if out.byline is None and meta.get("author"):
         out.byline = str(meta["author"])
-    site = re.sub(r"\s+", " ", str(meta.get("sitename") or "")).strip(" .;,")
-    if out.agency is None and site.casefold() in AGENCIES:  # a blog's name is no agency
-        out.agency = AGENCIES[site.casefold()]
+    out.site = re.sub(r"\s+", " ", str(meta.get("sitename") or "")).strip(" .;,") or None
+    if out.agency is None and out.site and out.site.casefold() in AGENCIES:
+        out.agency = AGENCIES[out.site.casefold()]  # a blog's name is its source, no agency
     out.published = meta.get("date")
     code, probability = detect_language(out.text)
     out.language = code if probability >= 0.5 else None

@@ -67,6 +67,7 @@ def save(session: Session, outcomes: Sequence[Outcome]) -> None:
             "dateline_place": c.dateline_place,
             "dateline_date": c.dateline_date,
             "agency": c.agency,
+            "site": c.site,
             "language": c.language,
             "text": c.text,
             "captions": c.captions,
