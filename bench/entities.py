@@ -21,9 +21,11 @@ it. Counted per 100 articles:
   one article, or a party's entity labelled other than ORG;
 - club labels: a football or rugby club of the bench's list ("West Ham", "Villa") named in
   an article about sport, labelled other than ORG;
-- across one batch's entity table (the articles taken 100 at a time, as a batch's entity
-  page lists them): one thing under several names (a country, a party) and one name
-  under several labels;
+- across one batch (the articles taken 100 at a time): one thing under several names (a
+  country, a party) and one name under several labels in its records; and one name
+  under several labels in its entity table, where the entity page sums a name's rows
+  under the label most of its articles give it (producer.results.top_entities), so
+  only the case and spelling variants of a name remain;
 - generic keyphrases: a single lower-case word among the top five keyphrases that is
   frequent in English in general (wordfreq Zipf >= 4, about once in 10,000 words or
   more: "economy", "people", "rise"); and all single lower-case words, for reference.
@@ -94,7 +96,8 @@ COUNTS = {
     "party_labels": "a party labelled other than ORG",
     "club_labels": "a club labelled other than ORG in sport",
     "batch_names": "one thing under several names in a batch (per 100)",
-    "batch_labels": "one name under several labels in a batch (per 100)",
+    "batch_labels": "one name under several labels in a batch's records (per 100)",
+    "table_labels": "one name under several labels in a batch's entity table (per 100)",
     "generic_keyphrases": "generic single words in top-5 keyphrases",
     "single_word_keyphrases": "single lower-case words in top-5 keyphrases",
 }
@@ -229,6 +232,16 @@ def judge_batch(tally: Tally, batch: str, table: Counter[tuple[str, str]], keep:
     for name, kinds in labels.items():
         if len(kinds) > 1:
             tally.add("batch_labels", batch, f"{name} as {'/'.join(sorted(kinds))}", keep)
+    # The entity page sums a name's rows under the label most of its articles give it.
+    listed: dict[str, tuple[int, str]] = {}
+    for (name, label), articles in table.items():
+        listed[name] = max(listed.get(name, (0, "")), (articles, label))
+    labels = defaultdict(set)
+    for name, (_, label) in listed.items():
+        labels[squash(name)].add(label)
+    for name, kinds in labels.items():
+        if len(kinds) > 1:
+            tally.add("table_labels", batch, f"{name} as {'/'.join(sorted(kinds))}", keep)
     for thing in (US, UK, *PARTIES):
         names = sorted({n for n, _ in table if squash(n) in thing})
         if len(names) > 1:

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from newsflow import __version__, db, tallies
 from newsflow.contract import Stage
-from newsflow.models import BatchArticle, Keyphrase, StageRow
+from newsflow.models import BatchArticle, EntityTally, Keyphrase, StageRow
 from newsflow.record import Filters
 from producer import results
 from producer.export import csv_row
@@ -127,6 +127,39 @@ def test_a_common_entity_is_filtered_the_same_way_as_a_rare_one(
     monkeypatch.setattr(results, "_FEW_ARTICLES", results.ENTITY_ARTICLES.limit(1))
     assert {n: stack.client.rows(Filters(entity=n))[0] for n in looked_up} == looked_up
     assert looked_up["cole"] and looked_up["nobody"] == []
+
+
+def test_an_entity_table_lists_a_name_once_under_its_most_common_label(
+    database_url: str,
+) -> None:
+    """spaCy may label a name one way in most articles and another in a few: the table
+    sums it under the label most of its articles give it, and a label filters on that."""
+    standing = [  # (name, label, articles, mentions)
+        ("Cate Blanchett", "PERSON", 3, 7), ("Cate Blanchett", "ORG", 1, 1),
+        ("Paris", "GPE", 5, 9), ("Westlife", "ORG", 2, 4), ("Westlife", "PERSON", 2, 2),
+        ("Tess Marlow", "PERSON", 3, 4), ("Tess Marlow", "WORK_OF_ART", 3, 2),
+    ]  # fmt: skip
+    with db.session_scope(database_url) as session:
+        for name, label, articles, mentions in standing:
+            session.add(
+                EntityTally(batch_id=tallies.ALL, name=name, label=label, articles=articles,
+                            contents=articles, mentions=mentions, salience=0.5 * articles)
+            )  # fmt: skip
+    with db.session_scope(database_url) as session:
+        table = [(e.name, e.label, e.articles, e.mentions) for e in results.top_entities(session)]
+        assert table == [
+            ("Tess Marlow", "PERSON", 6, 6),  # a tie of articles: the label of more mentions
+            ("Paris", "GPE", 5, 9),
+            ("Cate Blanchett", "PERSON", 4, 8),
+            ("Westlife", "ORG", 4, 6),
+        ]
+        # Apart, neither of Tess Marlow's rows is in a top two; together they lead it.
+        assert [e.name for e in results.top_entities(session, top=2)] == ["Tess Marlow", "Paris"]
+        people = results.top_entities(session, label="person")
+        assert [(e.name, e.articles, e.salience) for e in people] == [
+            ("Tess Marlow", 6, 0.5), ("Cate Blanchett", 4, 0.5)
+        ]  # fmt: skip
+        assert [e.name for e in results.top_entities(session, label="ORG")] == ["Westlife"]
 
 
 def test_an_export_line_is_the_record_itself(stack: Stack, two_batches: tuple[int, int]) -> None:
