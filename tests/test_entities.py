@@ -89,6 +89,16 @@ def test_an_abbreviation_joins_the_one_name_it_spells_without_brackets() -> None
     assert {"British Airways", "British Academy", "BA"} <= set(found)
 
 
+def test_a_mixed_case_abbreviation_joins_the_name_whose_small_words_it_keeps() -> None:
+    found = entities(
+        "The Ministry of Defence said the patrol boats would stay in port. The MoD gave no "
+        "date for their return, and the Department for Transport said ferries would run."
+    )
+    assert found["Ministry of Defence"].aliases == ["MoD"] and "MoD" not in found
+    assert found["Ministry of Defence"].label == "ORG"
+    assert "Department for Transport" in found  # its initials are another name's
+
+
 def test_an_organisation_named_by_its_last_word_is_that_organisation() -> None:
     found = entities("The European Commission proposed a law. The Commission said it would wait.")
     assert found["European Commission"].aliases == ["Commission"]
@@ -198,6 +208,20 @@ def test_a_possessive_is_trimmed_unless_the_name_always_carries_it() -> None:
         "Sainsbury's said sales rose. Shoppers at Sainsbury's spent more."
     )
     assert set(entities("Google's profits rose. Google's shares fell.")) == {"Google"}
+
+
+def test_a_name_starts_at_its_first_capital_not_at_a_joining_word() -> None:
+    found = entities(
+        "The club named a strong side, with Tom Bale and Marco Rinaldi plus Ryan Ollerby on "
+        "the bench. Ollerby came on late."
+    )
+    assert {"Tom Bale", "Marco Rinaldi", "Ryan Ollerby"} <= set(found)
+    assert found["Ryan Ollerby"].count == 2
+    found = entities(  # spaCy's span here starts at "plus"
+        "The club named a strong side, with Wayne Rooney and Cristiano Ronaldo plus Ryan "
+        "Giggs on the bench. Giggs came on late."
+    )
+    assert found["Ryan Giggs"].count == 2 and not any(n.startswith("plus") for n in found)
 
 
 def test_titles_are_stripped_and_an_honorific_makes_a_person() -> None:

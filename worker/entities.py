@@ -55,6 +55,9 @@ SUBJECT_WEIGHT = 2.0
 CUE_VOTES = 3
 COUNTRY_VOTES = 2
 PLACE_LABELS = frozenset({"GPE", "LOC", "ORG", "NORP", "FAC"})
+# An abbreviation whose small letters stand for the lower-case words of the name: "MoD"
+# (Ministry of Defence), "DfES"; its capitals are the initials of the name's other words.
+MIXED_ABBREVIATION = re.compile(r"[A-Z](?:[a-z]?[A-Z])+")
 NOT_SURNAMES = frozenset(
     """january february march april may june july august september october november
     december monday tuesday wednesday thursday friday saturday sunday will new the""".split()
@@ -348,6 +351,11 @@ class _Builder:
         if group.votes["NORP"]:
             identities |= {form[:-1] for form in forms if form.endswith("s")}  # Italians
         identities |= {f"initials:{f}" for f in group.forms if f.isupper() and f.isalpha()}
+        identities |= {  # "MoD", "BoE", "DfT": the small letters are the connectors'
+            f"initials:{''.join(c for c in f if c.isupper())}"
+            for f in group.forms
+            if MIXED_ABBREVIATION.fullmatch(f)
+        }
         return identities
 
     def drop_common_words(self) -> None:

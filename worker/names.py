@@ -46,6 +46,7 @@ TITLES = HONORIFICS | frozenset(
     veteran veterans star legend composer conductor dancer broadcaster dj""".split()
 )
 ARTICLES = frozenset({"the", "a", "an"})
+JOINING = frozenset({"CCONJ", "SCONJ"})  # a lower-case "and", "plus", "while" is no name's
 POSSESSIVE_S = frozenset({"'s", "’s"})
 POSSESSIVES = POSSESSIVE_S | {"'", "’"}  # and the bare apostrophe of "Providers'"
 
@@ -77,6 +78,8 @@ def _separates(token: Any, label: str) -> bool:
         return True
     if label in TITLED_LABELS:
         return False
+    if label == "PERSON" and token.pos_ in JOINING and token.is_lower:
+        return True  # "Marco Rinaldi plus Ryan Ollerby" (but "Procter and Gamble" is one)
     doc = token.doc
     spaced = token.i > 0 and doc[token.i - 1].whitespace_ and token.whitespace_
     if token.is_punct and spaced and token.text != "&":  # "Marks & Spencer" is one name
@@ -86,10 +89,14 @@ def _separates(token: Any, label: str) -> bool:
 
 
 def _trim(doc: Any, start: int, end: int, label: str) -> Name | None:
-    """A name without its leading "the", edge punctuation, a person's titles and
+    """A name without its leading "the" or "and", edge punctuation, a person's titles and
     nationality words, a trailing number on a person or place, or a possessive 's."""
     edge = label not in NUMERIC_LABELS  # "$2 billion" keeps its sign
-    while start < end - 1 and (doc[start].lower_ == "the" or (edge and doc[start].is_punct)):
+    while start < end - 1 and (
+        doc[start].lower_ == "the"
+        or (edge and doc[start].is_punct)
+        or (doc[start].pos_ in JOINING and doc[start].is_lower)  # "plus Ryan Giggs"
+    ):
         start += 1
     plural = doc[start].tag_ == "NNS" and end - start > 1 and doc[start + 1].pos_ == "PROPN"
     if plural and label not in WORK_LABELS:
