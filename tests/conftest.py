@@ -181,8 +181,13 @@ class Stack:
             return self.client.wait(batch_id, timeout=timeout, alive=alive)
         except (TimeoutError, RuntimeError):
             assert self.log is not None
-            print(self.log.read_text()[-5000:])
+            lines = self.log.read_text().splitlines()
+            said = [line for line in lines if any(f"{level}/" in line for level in WORRIES)]
+            print("\n".join([*said[:40], "...", *lines[-60:]])[-12000:])
             raise
+
+
+WORRIES = ("WARNING", "ERROR", "CRITICAL")  # the worker log's levels a failed wait shows
 
 
 def make_stack(database_url: str, broker_url: str, tmp: Path) -> Stack:
