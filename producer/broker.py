@@ -15,13 +15,12 @@ from newsflow.config import Settings, mask_secrets, mask_url
 from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config, message
 from newsflow.errors import ServiceUnavailable
 from newsflow.queues import redis_client
-from newsflow.transport import celery_broker
 
 
 @cache
 def _app(broker_url: str, settings_json: str) -> Celery:
     app = Celery("newsflow-producer", set_as_current=False)
-    app.conf.update(json.loads(settings_json), **celery_broker(broker_url))
+    app.conf.update(json.loads(settings_json), broker_url=broker_url)
     return app
 
 

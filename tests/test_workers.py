@@ -150,32 +150,3 @@ def test_two_runs_in_one_folder_share_the_embedded_broker(tmp_path: Path) -> Non
     for report in (json.loads(out), json.loads(second.stdout)):
         assert report["progress"]["done"] == 3
     assert not (tmp_path / ".newsflow" / "redis.sock").exists(), "the last one stopped it"
-
-
-def test_sends_reach_their_queue_through_one_redis_client(redis_base: str, tmp_path: Path) -> None:
-    """kombu made a redis-py client per message sent (a quarter of a send's cost); the
-    transport newsflow configures keeps one per channel, on both URL forms."""
-    from kombu.transport import redis as kombu_redis
-
-    from newsflow.config import Settings
-    from newsflow.contract import SPEC, Stage
-    from producer.broker import sender_of
-
-    url = fresh_redis_url(redis_base)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'n.db'}", broker_url=url)
-    made = []
-    original = kombu_redis.Channel._create_client
-
-    def counted(channel, asynchronous=False):  # type: ignore[no-untyped-def]
-        made.append(asynchronous)
-        return original(channel, asynchronous)
-
-    kombu_redis.Channel._create_client = counted
-    try:
-        send = sender_of(settings)
-        for n in range(5):
-            send(Stage.EXTRACT, [n, n + 1])
-    finally:
-        kombu_redis.Channel._create_client = original
-    assert queue_depths(settings)[SPEC[Stage.EXTRACT].queue]["ready"] == 5
-    assert made.count(False) == 1

@@ -22,7 +22,6 @@ from celery.signals import import_modules, worker_process_init, worker_ready, wo
 from newsflow import queues
 from newsflow.config import Settings
 from newsflow.contract import TASK_FOR_STAGE, Stage, celery_config, message
-from newsflow.transport import celery_broker
 from worker import identity
 
 # One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
@@ -39,7 +38,7 @@ def settings() -> Settings:
 
 def configuration() -> dict[str, Any]:
     """The worker app's Celery configuration, from the worker's settings."""
-    return {**celery_config(settings()), **celery_broker(settings().broker())}
+    return {**celery_config(settings()), "broker_url": settings().broker()}
 
 
 app = Celery("newsflow", include=["worker.tasks"])
