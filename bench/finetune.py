@@ -130,35 +130,37 @@ def train(model: str, sentences: list[Sentence], epochs: int, out: Path) -> floa
     return time.perf_counter() - began
 
 
+def conll_and_speed(data: Path, limit: int | None) -> dict[str, Any]:
+    """CoNLL F1 of the configured model (spaCy alone and with our rules), and its NER's
+    words per second over 200 test documents."""
+    from bench.quality import conll_documents, ner
+    from worker.nlp import get_nlp
+
+    result = ner(data / "conll2003", limit)
+    nlp = get_nlp()
+    files = sorted((data / "conll2003").glob("eng.test*"))
+    texts = [t for f in files for t, _ in conll_documents(f)][:200]
+    began = time.perf_counter()
+    with nlp.select_pipes(enable=["ner"]):
+        words = sum(len(doc) for doc in nlp.pipe(texts))
+    speed = words / (time.perf_counter() - began)
+    return {"conll": result["ours"], "spacy": result["spacy"], "ner_words_s": speed}
+
+
 def measure(model: str, args: argparse.Namespace) -> dict[str, Any]:
-    """CoNLL F1, bench.entities' counts and NER speed of a model, in a subprocess (the
-    worker loads its model once per process)."""
-    code = (
-        "import json, sys, time\n"
-        "from pathlib import Path\n"
-        "from bench.quality import ner, conll_documents\n"
-        "from worker.nlp import get_nlp\n"
-        f"r = ner(Path({str(args.data / 'conll2003')!r}), {args.limit})\n"
-        "nlp = get_nlp()\n"
-        "docs = [t for f in sorted(Path(" + repr(str(args.data / "conll2003")) + ").glob("
-        "'eng.test*')) for t, _ in conll_documents(f)][:200]\n"
-        "began = time.perf_counter()\n"
-        "with nlp.select_pipes(enable=['ner']):\n"
-        "    words = sum(len(d) for d in nlp.pipe(docs))\n"
-        "speed = words / (time.perf_counter() - began)\n"
-        "print(json.dumps({'conll': r['ours'], 'spacy': r['spacy'], 'ner_words_s': speed}))\n"
-    )
+    """CoNLL F1, bench.entities' counts and NER speed of a model, each in a subprocess
+    (a worker loads its model once per process)."""
     env = {**os.environ, "NEWSFLOW_SPACY_MODEL": model}
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    )
-    figures = json.loads(run.stdout.strip().splitlines()[-1])
-    command = [sys.executable, "-m", "bench.entities", "--data", str(args.data)]
-    if args.limit:
-        command += ["--limit", str(args.limit)]
-    run = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    figures["entities"] = json.loads(run.stdout.strip().splitlines()[-1])["after"]
-    return dict(figures)
+    limit = ["--limit", str(args.limit)] if args.limit else []
+    figures: dict[str, Any] = {}
+    for name, key in (("bench.finetune", None), ("bench.entities", "after")):
+        command = [sys.executable, "-m", name, "--data", str(args.data), *limit]
+        if key is None:
+            command.append("--measure")
+        run = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        said = json.loads(run.stdout.strip().splitlines()[-1])
+        figures.update(said if key is None else {"entities": said[key]})
+    return figures
 
 
 def main() -> None:
@@ -171,7 +173,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / ".newsflow" / "ner-tuned")
     parser.add_argument("--limit", type=int, help="documents per evaluation (default: all)")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # measure()
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(conll_and_speed(args.data, args.limit)))
+        return
     sets = {
         "wikigold": [args.train / "wikigold" / "wikigold.conll.txt"],
         "btc": sorted((args.train / "btc").glob("*.conll")),

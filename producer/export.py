@@ -76,6 +76,7 @@ _SENTENCES = _children(
 _EXTRACT = "(SELECT {column} FROM stages WHERE article_id = m.article_id AND stage = 'extract')"
 _TITLE = "coalesce(m.title, CASE WHEN a.title IS DISTINCT FROM a.given_title THEN a.title END)"
 _PUBLISHED = "coalesce(m.published, a.guessed_published)"
+_SOURCE = "coalesce(m.origin, a.site)"  # results.SOURCE
 # The ids as one array (see db.among); the range they imply is for the planner: given
 # 1,000 ids alone it scanned every submission (60 ms a block at 100,000 stored, ten
 # times that at a million).
@@ -92,8 +93,7 @@ POSTGRES_RECORDS = text(
     "a.dateline_place AS place, a.dateline_date AS date) d) END AS dateline, a.agency, a.language, "
     f"{_PUBLISHED} AS published, CASE WHEN m.published IS NOT "
     "NULL THEN 'submitter' WHEN a.guessed_published IS NOT NULL THEN 'article' END "
-    "AS published_from, m.url, coalesce(m.origin, a.site) AS source, "
-    "m.source AS submitted_from, a.text, "
+    f"AS published_from, m.url, {_SOURCE} AS source, m.source AS submitted_from, a.text, "
     f"coalesce(a.captions, '[]') AS captions, a.word_count, {_REMOVED} AS removed, "
     f"{_ENTITIES} AS entities, {_KEYPHRASES} AS keyphrases, "
     "(SELECT row_to_json(y) FROM (SELECT (SELECT coalesce(string_agg(u.text, ' ' ORDER BY "
@@ -115,7 +115,7 @@ POSTGRES_CSV = text(
     "SELECT m.id, m.article_id, (SELECT count(*) FROM batch_articles o WHERE o.article_id = "
     f"m.article_id), m.external_id, m.batch_id, m.status, {_TITLE}, a.byline, "
     "concat_ws(', ', nullif(a.dateline_place, ''), nullif(a.dateline_date, '')), a.agency, "
-    f"a.language, {_PUBLISHED}, m.url, coalesce(m.origin, a.site), a.word_count, "
+    f"a.language, {_PUBLISHED}, m.url, {_SOURCE}, a.word_count, "
     "(SELECT string_agg(e.name || ' (' || e.label || ')', '; ' ORDER BY e.idx) FROM entities e "
     "WHERE e.article_id = m.article_id AND e.idx < 10), "
     "(SELECT string_agg(k.text, '; ' ORDER BY k.rank) FROM keyphrases k "

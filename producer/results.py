@@ -293,6 +293,7 @@ def _snippets(how: Search) -> Any:
 
 
 PUBLISHED = func.coalesce(col(BatchArticle.published), col(Article.guessed_published))
+SOURCE = func.coalesce(col(BatchArticle.origin), col(Article.site))  # else the page's site
 
 
 def _filtered(query: Any, given: Collection[str], how: Search | None = None) -> Any:
@@ -353,9 +354,9 @@ def _listing(given: frozenset[str], how: Search | None) -> Any:
     query: Any = (
         select_columns(
             col(BatchArticle.id), col(BatchArticle.article_id), col(BatchArticle.batch_id),
-            col(BatchArticle.external_id), col(BatchArticle.url), col(BatchArticle.origin),
+            col(BatchArticle.external_id), col(BatchArticle.url), SOURCE.label("origin"),
             col(BatchArticle.source), col(BatchArticle.title).label("given"), col(Article.title),
-            col(Article.given_title), col(Article.agency), col(Article.site), col(Article.language),
+            col(Article.given_title), col(Article.agency), col(Article.language),
             PUBLISHED.label("published"), col(BatchArticle.status),
         )
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
@@ -418,7 +419,7 @@ def rows(
             batch_id=r.batch_id,
             external_id=r.external_id,
             url=r.url,
-            source=r.origin or r.site,
+            source=r.origin,
             submitted_from=r.source,
             status=Status(r.status),
             title=r.given or (r.title if r.title != r.given_title else None),
@@ -617,10 +618,9 @@ def story(session: Session, story_id: int) -> StoryDetail | None:
     rows = session.execute(
         select_columns(
             col(BatchArticle.id), col(BatchArticle.article_id), col(BatchArticle.batch_id),
-            col(BatchArticle.title).label("given"), col(Article.title), col(BatchArticle.origin),
-            col(Article.site), col(BatchArticle.url), col(Article.agency),
-            PUBLISHED.label("published"), col(Article.word_count), col(StoryMember.similarity),
-            col(StoryMember.matched_id),
+            col(BatchArticle.title).label("given"), col(Article.title), SOURCE.label("origin"),
+            col(BatchArticle.url), col(Article.agency), PUBLISHED.label("published"),
+            col(Article.word_count), col(StoryMember.similarity), col(StoryMember.matched_id),
         )
         .join(Article, col(Article.id) == col(BatchArticle.article_id))
         .join(StoryMember, col(StoryMember.article_id) == col(Article.id))
@@ -631,7 +631,7 @@ def story(session: Session, story_id: int) -> StoryDetail | None:
     copies = [
         StoryCopy(
             id=r.id, content_id=r.article_id, batch_id=r.batch_id, title=r.given or r.title,
-            source=r.origin or r.site, url=r.url, agency=r.agency, published=r.published,
+            source=r.origin, url=r.url, agency=r.agency, published=r.published,
             word_count=r.word_count, similarity=r.similarity, matched_content=r.matched_id,
             first=r.article_id == head.first_article_id,
         )

@@ -243,8 +243,13 @@ class Cleaned:
 
 def normalize_agency(name: str) -> str:
     """'Xinhua News Agency' -> 'Xinhua'; an unknown agency keeps its own spelling."""
-    name = re.sub(r"\s+", " ", name).strip(" .;,")
+    name = _tidy(name)
     return AGENCIES.get(name.casefold(), name)
+
+
+def _tidy(name: str) -> str:
+    """A name with its spaces collapsed and no punctuation at its ends."""
+    return re.sub(r"\s+", " ", name).strip(" .;,")
 
 
 def _words(line: str) -> int:
@@ -433,7 +438,7 @@ def clean_article(
         raise PermanentError("no body text left after cleaning (the input held only furniture)")
     if out.byline is None and meta.get("author"):
         out.byline = str(meta["author"])
-    out.site = re.sub(r"\s+", " ", str(meta.get("sitename") or "")).strip(" .;,") or None
+    out.site = _tidy(str(meta.get("sitename") or "")) or None
     if out.agency is None and out.site and out.site.casefold() in AGENCIES:
         out.agency = AGENCIES[out.site.casefold()]  # a blog's name is its source, no agency
     out.published = meta.get("date")
