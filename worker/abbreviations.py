@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from worker.names import POSSESSIVE_S
+from worker.names import POSSESSIVE_S, tokens_written
 
 # Lower-case words inside a spelled-out name: "Office of the Deputy Prime Minister".
 CONNECTORS = frozenset({"of", "for", "and", "the", "&", "de", "on", "in", "to"})
@@ -73,12 +73,15 @@ def _spelled_out(doc: Any, bracket: int, abbr: str) -> Span | None:
     return words[-1].idx, last.idx + len(last)
 
 
-def definitions(doc: Any, names: set[Span]) -> list[tuple[Span, Span]]:
-    """(full name, abbreviation) spans of the abbreviations the document defines in
-    brackets; `names` are the spans already taken for names, which a full name or an
-    abbreviation before a bracket must be (unless the full name is read from its words)."""
-    text, found = doc.text, []
-    for bracket in (t for t in doc[1:-2] if t.text == "("):
+def definitions(doc: Any, text: str, names: set[Span]) -> list[tuple[Span, Span]]:
+    """(full name, abbreviation) spans of the abbreviations the document (whose text is
+    `text`) defines in brackets; `names` are the spans already taken for names, which a
+    full name or an abbreviation before a bracket must be (unless the full name is read
+    from its words)."""
+    found = []
+    for bracket in tokens_written(doc, "("):
+        if not 0 < bracket.i < len(doc) - 2:
+            continue
         closing = next((t for t in doc[bracket.i + 2 : bracket.i + 12] if t.text == ")"), None)
         inner, last = doc[bracket.i + 1], doc[bracket.i - 1]
         if last.lower_ in POSSESSIVE_S:  # "Standard & Poor's (S&P)"

@@ -39,6 +39,7 @@ import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from spacy.attrs import DEP, IDX, IS_LOWER, LENGTH, POS
@@ -58,6 +59,7 @@ PLACE_LABELS = frozenset({"GPE", "LOC", "ORG", "NORP", "FAC"})
 # An abbreviation whose small letters stand for the lower-case words of the name: "MoD"
 # (Ministry of Defence), "DfES"; its capitals are the initials of the name's other words.
 MIXED_ABBREVIATION = re.compile(r"[A-Z](?:[a-z]?[A-Z])+")
+NAME_PARTS = re.compile(r"[\s-]+")  # what separates a person's names
 NOT_SURNAMES = frozenset(
     """january february march april may june july august september october november
     december monday tuesday wednesday thursday friday saturday sunday will new the""".split()
@@ -141,11 +143,12 @@ class _Group:
         self.label = max(score, key=lambda label: (score[label], self.votes[label]))
 
 
-def _person_parts(name: str) -> list[str]:
-    return [part for part in re.split(r"[\s-]+", name) if part]
+@lru_cache(maxsize=4096)  # asked for every pair of groups, and names repeat
+def _person_parts(name: str) -> tuple[str, ...]:
+    return tuple(part for part in NAME_PARTS.split(name) if part)
 
 
-def _contains(longer: list[str], shorter: list[str]) -> bool:
+def _contains(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
     """True when `shorter`'s parts appear in `longer` in order and contiguously."""
     n = len(shorter)
     return any(longer[i : i + n] == shorter for i in range(len(longer) - n + 1))
@@ -193,7 +196,7 @@ class _Builder:
         group = self.groups.setdefault((label, squash(mention.text)), _Group(label))
         group.mentions.append(mention)
         group.votes[label] += 1
-        group.cues.update(cues(self.doc, start, end))
+        group.cues.update(cues(self.doc, start, end, self.text))
 
     def _mention(self, start: int, end: int) -> Mention:
         bisect.insort(self.covered, (start, end))
@@ -262,7 +265,7 @@ class _Builder:
         """An abbreviation defined in brackets becomes a mention of the full name's entity
         (worker/abbreviations.py finds them); unify() then brings its other uses along."""
         owner = {(m.start, m.end): (g, m) for g in self.groups.values() for m in g.mentions}
-        for full, short in definitions(self.doc, set(owner)):
+        for full, short in definitions(self.doc, self.text, set(owner)):
             self._join(full, short, owner)
         self.groups = {key: group for key, group in self.groups.items() if group.mentions}
 
@@ -378,6 +381,8 @@ class _Builder:
             return False
         if lower.isalpha():  # one token: "Budget"; "Sci-fi" is three
             return lower in (self.lower_nouns if nouns_only else self.lower_words)
+        if lower not in self.text:  # spares compiling a pattern for each name
+            return False
         for match in re.finditer(rf"(?<![\w-]){re.escape(lower)}(?![\w-])", self.text):
             i = self.token_at.get(match.start())
             if not nouns_only or (i is not None and self.doc[i].pos_ == "NOUN"):

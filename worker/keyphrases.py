@@ -50,6 +50,11 @@ class Keyphrase:
     score: float
 
 
+def _length(doc: Any) -> int:
+    """The characters of doc.text, without joining it anew from the tokens."""
+    return doc[-1].idx + len(doc[-1].text_with_ws) if len(doc) else 0
+
+
 def _hyphenated(token: Any) -> bool:
     """True for "nine" in "nine-day": the token is glued to a hyphen that follows it."""
     doc = token.doc
@@ -117,7 +122,7 @@ def _generic(lemma: str, shown: str, uses: int, words: int, lang: str) -> bool:
 
 def extract_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
     """The `top` keyphrases of one parsed article, best first."""
-    length = max(len(doc.text), 1)
+    length = max(_length(doc), 1)
     lemmas = doc.count_by(LEMMA)  # by hash; counted in C, a Python pass costs more
     words = doc.count_by(IS_ALPHA).get(1, 0)
     weights: dict[str, float] = {}
@@ -190,7 +195,7 @@ def extract_token_keyphrases(doc: Any, *, top: int = 10) -> list[Keyphrase]:
     unspaced = doc.lang_ in UNSPACED
     shortest, longest = (2, 4) if unspaced else (1, MAX_WORDS)
     joiner = "" if unspaced else " "
-    length = max(len(doc.text), 1)
+    length = max(_length(doc), 1)
     found: dict[str, list[Any]] = {}  # phrase key -> its occurrences (token lists)
     whole: set[str] = set()  # keys that were a whole run
     longer: dict[str, set[str]] = {}  # key -> the keys one word longer around it

@@ -72,8 +72,9 @@ PERSON_OWNS = frozenset(
 )
 
 
-def cues(doc: Any, start: int, end: int) -> list[str]:
-    """The labels that the words around doc[start:end] point to, one per cue."""
+def cues(doc: Any, start: int, end: int, text: str) -> list[str]:
+    """The labels that the words around doc[start:end] point to, one per cue; `text` is
+    doc.text, which spaCy joins anew from the tokens on every read."""
     before = tuple(t.lower_ for t in doc[max(start - 2, 0) : start])
     after = [t.lower_ for t in doc[end : end + 6]]
     found = []
@@ -94,7 +95,7 @@ def cues(doc: Any, start: int, end: int) -> list[str]:
         elif owned in PERSON_OWNS:
             found.append("PERSON")
     named_club = end - start > 1 and doc[end - 1].lower_ in CLUB_ENDINGS
-    if named_club or _club(doc[start:end], before, after):
+    if named_club or _club(doc[start:end], before, after, text):
         found.append("ORG")
     if after[:2] == ["-", "based"] and not doc[end - 1].whitespace_:
         found.append("GPE")
@@ -103,7 +104,7 @@ def cues(doc: Any, start: int, end: int) -> list[str]:
     return found
 
 
-def _club(span: Any, before: tuple[str, ...], after: list[str]) -> bool:
+def _club(span: Any, before: tuple[str, ...], after: list[str], text: str) -> bool:
     """A sport cue around `span`, a club's name. Never a country's name or a national side's
     (the team is the country), a demonym ("the Brazilian striker") or a common word
     ("Halftime 1-0"); a person's full name takes only the words after it ("beat Mark
@@ -117,7 +118,6 @@ def _club(span: Any, before: tuple[str, ...], after: list[str]) -> bool:
         return True
     if first.ent_type_ == "PERSON" and len(span) > 1:
         return False
-    text = span.doc.text
     scored = SCORE_AFTER.match(text, span.end_char) or SCORE_BEFORE.search(
         text, max(span.start_char - 20, 0), span.start_char
     )

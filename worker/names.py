@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from spacy.attrs import ORTH
+from spacy.strings import get_string_id
+
 # Models trained on WikiNER (spaCy's French, German, Spanish... pipelines) label PER, LOC,
 # ORG and MISC. PER is our PERSON; LOC stays LOC, a country's name still votes itself GPE
 # (worker/labels.py); ORG and MISC keep their names.
@@ -55,6 +58,13 @@ Name = tuple[int, int, str]  # token start, token end, label
 
 def _word(token: Any) -> str:
     return token.lower_.rstrip(".")
+
+
+def tokens_written(doc: Any, word: str) -> list[Any]:
+    """The tokens of `doc` that are `word`, found in one pass over the token array: a
+    Token object per token would cost more than all that is done with the few found."""
+    wanted = get_string_id(word)
+    return [doc[int(i)] for i in (doc.to_array(ORTH) == wanted).nonzero()[0]]
 
 
 def _capitalised(token: Any) -> bool:
@@ -187,9 +197,11 @@ def _join_ampersands(doc: Any, spans: list[Name]) -> list[Name]:
     Agriculture Organisation". A joined name is an organisation (firms, partnerships,
     bodies) unless a part was a work or product."""
     taken = {i: span for span in spans for i in range(span[0], span[1])}
-    for token in doc[1:-1]:
+    for token in tokens_written(doc, "&"):
+        if not 0 < token.i < len(doc) - 1:
+            continue
         before, after = doc[token.i - 1], doc[token.i + 1]
-        if token.text != "&" or not (_capitalised(before) and _capitalised(after)):
+        if not (_capitalised(before) and _capitalised(after)):
             continue
         left, right = taken.get(before.i), taken.get(after.i)
         if left is right:  # neither side is a name, or one name holds the "&" already
