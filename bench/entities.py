@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
@@ -224,24 +225,26 @@ def judge(
                 tally.add("generic_keyphrases", article, phrase, keep)
 
 
-def judge_batch(tally: Tally, batch: str, table: Counter[tuple[str, str]], keep: int) -> None:
-    """Add the faults of one batch's entity table ((name, label) -> articles)."""
+def _several_labels(tally: Tally, kind: str, batch: str, pairs: Iterable[tuple[str, str]],
+                    keep: int) -> None:  # fmt: skip
+    """Count each name that `pairs` ((name, label)) give more than one label."""
     labels: dict[str, set[str]] = defaultdict(set)
-    for name, label in table:
+    for name, label in pairs:
         labels[squash(name)].add(label)
     for name, kinds in labels.items():
         if len(kinds) > 1:
-            tally.add("batch_labels", batch, f"{name} as {'/'.join(sorted(kinds))}", keep)
+            tally.add(kind, batch, f"{name} as {'/'.join(sorted(kinds))}", keep)
+
+
+def judge_batch(tally: Tally, batch: str, table: Counter[tuple[str, str]], keep: int) -> None:
+    """Add the faults of one batch's entity table ((name, label) -> articles)."""
+    _several_labels(tally, "batch_labels", batch, table, keep)
     # The entity page sums a name's rows under the label most of its articles give it.
     listed: dict[str, tuple[int, str]] = {}
     for (name, label), articles in table.items():
         listed[name] = max(listed.get(name, (0, "")), (articles, label))
-    labels = defaultdict(set)
-    for name, (_, label) in listed.items():
-        labels[squash(name)].add(label)
-    for name, kinds in labels.items():
-        if len(kinds) > 1:
-            tally.add("table_labels", batch, f"{name} as {'/'.join(sorted(kinds))}", keep)
+    listed_pairs = ((name, label) for name, (_, label) in listed.items())
+    _several_labels(tally, "table_labels", batch, listed_pairs, keep)
     for thing in (US, UK, *PARTIES):
         names = sorted({n for n, _ in table if squash(n) in thing})
         if len(names) > 1:
