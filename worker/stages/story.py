@@ -200,7 +200,7 @@ def save(session: Session, outcomes: Sequence[Outcome], settings: Settings) -> N
             similarity, jaccard, matched = best
             story_id = members[matched].story_id
             _seen(session, story_id, arrived[o.article_id])
-        sizes[story_id] = sizes.get(story_id, 0) + 1
+            sizes[story_id] = sizes.get(story_id, 0) + 1
         members[o.article_id] = _Member(o.article_id, story_id, found)
         for h in found.bands:
             index.setdefault(h, set()).add(o.article_id)
@@ -293,11 +293,11 @@ def _iso(moment: datetime) -> str:
 
 
 def _new_story(session: Session, article_id: int, arrived: str) -> int:
-    story = Story(first_article_id=article_id, size=0, first_seen=arrived)
-    session.add(story)
-    session.flush()
-    assert story.id is not None
-    return story.id
+    """A story of one member, this content; its id."""
+    created = insert(session, table_of(Story)).values(
+        first_article_id=article_id, size=1, first_seen=arrived
+    )
+    return int(session.execute(created.returning(table_of(Story).c.id)).scalar_one())
 
 
 def _seen(session: Session, story_id: int, arrived: str) -> None:
