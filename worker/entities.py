@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from spacy.attrs import DEP, IDX, IS_LOWER, LENGTH, POS
 from spacy.symbols import NOUN
 
@@ -171,23 +172,18 @@ class _Builder:
         self.title_words = _words(title or "")
         self.groups: dict[tuple[str, str], _Group] = {}
         self.covered: list[tuple[int, int]] = []  # sorted, non-overlapping mention spans
-        self.subjects: list[int] = []  # sorted offsets of the tokens that are a subject
-        self.token_at: dict[int, int] = {}  # token index by character offset
-        self.lower_words: set[str] = set()  # words written in lower case, and those nouns
-        self.lower_nouns: set[str] = set()
-        subject = {doc.vocab.strings[dep] for dep in SUBJECT_DEPS}
-        # One pass over the token attributes as numbers: a Token object per token would
+        # The token attributes as one array of numbers: a Token object per token would
         # cost more than all that is done with it here.
-        columns = doc.to_array([IDX, LENGTH, DEP, IS_LOWER, POS]).tolist()
-        for i, (start, length, dep, is_lower, pos) in enumerate(columns):
-            self.token_at[start] = i
-            if dep in subject:
-                self.subjects.append(start)
-            if is_lower:
-                word = self.text[start : start + length]
-                self.lower_words.add(word)
-                if pos == NOUN:
-                    self.lower_nouns.add(word)
+        columns = doc.to_array([IDX, LENGTH, DEP, IS_LOWER, POS])
+        starts = columns[:, 0].tolist()  # token index by character offset:
+        self.token_at: dict[int, int] = {start: i for i, start in enumerate(starts)}
+        subject = np.array([doc.vocab.strings[dep] for dep in SUBJECT_DEPS], dtype=np.uint64)
+        # The sorted offsets of the tokens that are a subject.
+        self.subjects: list[int] = columns[np.isin(columns[:, 2], subject), 0].tolist()
+        # Words written in lower case, and those of them that are nouns.
+        lower = [(self.text[s : s + n], pos) for s, n, _, lc, pos in columns.tolist() if lc]
+        self.lower_words = {word for word, _ in lower}
+        self.lower_nouns = {word for word, pos in lower if pos == NOUN}
 
     def add(self, name: Name) -> None:
         start, end, label = name
