@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from pydantic_core import to_json
@@ -144,10 +144,11 @@ def _database_rows(
     session: Session, filters: Filters, limit: int | None, statement: Any
 ) -> Iterator[Any]:
     """The rows of `statement` for each block of matching submissions. Two server
-    processes make the blocks in turn, the next block's JSON made while
-    this one is handed on (a server process makes a block on one core): a second
-    connection on the session's own snapshot (pg_export_snapshot, as pg_dump's parallel
-    jobs do) reads what the session reads, whatever is committed meanwhile."""
+    processes make each block, a half each (a server process makes its rows on one core,
+    and a batch's export may be one block): a second connection on the session's own
+    snapshot (pg_export_snapshot, as pg_dump's parallel jobs do) reads what the session
+    reads, whatever is committed meanwhile, and makes the second half while the first is
+    made and handed on."""
     snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
     bind = session.get_bind()
     assert isinstance(bind, Engine)  # a read_scope's: REPEATABLE READ and read only
@@ -155,28 +156,21 @@ def _database_rows(
     try:
         helper.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # its first statement
         with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead: Future[list[Any]] | None = None
-            for turn, members in enumerate(blocks(session, filters, limit)):
-                ids = {"ids": [m.id for m in members], "first": members[0].id,
-                       "last": members[-1].id}  # fmt: skip
-                if turn % 2:  # the helper's block: made while the session makes the next
-                    if ahead is not None:
-                        yield from ahead.result()
-                    ahead = pool.submit(_rows_of, helper, statement, ids)
-                    continue
-                lines = list(session.execute(statement, ids))
-                if ahead is not None:
-                    yield from ahead.result()
-                    ahead = None
-                yield from lines
-            if ahead is not None:
-                yield from ahead.result()
+            for members in blocks(session, filters, limit):
+                half = (len(members) + 1) // 2
+                second = members[half:]
+                later = pool.submit(_rows_of, helper, statement, second) if second else None
+                yield from _rows_of(session.connection(), statement, members[:half])
+                if later is not None:
+                    yield from later.result()
     finally:
         helper.rollback()
         helper.close()
 
 
-def _rows_of(connection: Connection, statement: Any, ids: dict[str, Any]) -> list[Any]:
+def _rows_of(connection: Connection, statement: Any, members: list[Any]) -> list[Any]:
+    """The rows of `statement` for these submissions, given in id order."""
+    ids = {"ids": [m.id for m in members], "first": members[0].id, "last": members[-1].id}
     return list(connection.execute(statement, ids))
 
 

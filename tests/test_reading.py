@@ -187,7 +187,7 @@ def test_an_export_in_many_blocks_keeps_order_and_snapshot(
     stack: Stack, two_batches: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Blocks of two, so on PostgreSQL the session and its helper connection (on the
-    session's snapshot) take turns: every record once, in id order."""
+    session's snapshot) make a record of each block: every record once, in id order."""
     client = stack.client
     whole = io.StringIO()
     client.export(whole)
