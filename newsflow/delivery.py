@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -285,9 +286,10 @@ def resend(
     live: Mapping[str, set[int]] | None = None,
 ) -> Reopened:
     """Reopen what is lost (see `reopen`) and send it, a page at a time: each page is
-    reopened in a short transaction of its own and sent before the next, so workers take
-    the first pages (and their own chunks' rows are never held) while later ones are
-    reopened, and a pass that finds much holds only the ids in memory."""
+    reopened in a short transaction of its own, the next one while this one is sent (the
+    database and the broker work at once), so workers take the first pages (and their own
+    chunks' rows are never held) while later ones are reopened, and a pass that finds
+    much holds only the ids in memory."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     members = batch_members(batch_id) if batch_id is not None else None
     quiet = _quiet(cutoff, failed=failed, force=force, unsent_now=unsent_now)
@@ -295,17 +297,40 @@ def resend(
         if batch_id is not None:
             ensure_rows(session, members)
         found = find_lost(session, quiet, live=live, members=members, stage=stage, force=force)
-    for name, ids in found.ids.items():
-        reopened: list[int] = []
-        for page in chunked(ids, UPDATE_PAGE):
-            with session_scope(url) as session:
-                now_open = reopen_page(session, name, page, quiet, claim=True)
-            reopened += now_open
-            found.sent[name] = found.sent.get(name, 0) + send_claimed(
-                url, name, now_open, send, chunk_size
-            )
-        found.ids[name] = reopened
+    pages = [(name, page) for name, ids in found.ids.items() for page in chunked(ids, UPDATE_PAGE)]
+    found.ids = {name: [] for name in found.ids}
+
+    def claim(name: str, page: Sequence[int]) -> list[int]:
+        with session_scope(url) as session:
+            return reopen_page(session, name, page, quiet, claim=True)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(claim, *pages[0]) if pages else None
+        for position, (name, _) in enumerate(pages):
+            assert ahead is not None
+            claimed = ahead.result()
+            following = pages[position + 1] if position + 1 < len(pages) else None
+            ahead = pool.submit(claim, *following) if following else None
+            found.ids[name] += claimed
+            try:
+                sent = send_claimed(url, name, claimed, send, chunk_size)
+            except Exception:
+                if following and ahead is not None:  # claimed meanwhile, now not to be sent
+                    _release_quietly(url, following[0], ahead)
+                raise
+            found.sent[name] = found.sent.get(name, 0) + sent
     return found
+
+
+def _release_quietly(url: str, stage: str, claiming: Future[list[int]]) -> None:
+    """Release what a claim still running will have claimed; the recovery loop finds it
+    if the database is away too."""
+    try:
+        claimed = claiming.result()
+        with session_scope(url) as session:
+            release(session, stage=stage, article_ids=claimed)
+    except Exception:
+        log.warning("could not release the %s rows claimed for sending", stage)
 
 
 def reopen_later_stages(session: Session, article_ids: Sequence[int]) -> None:

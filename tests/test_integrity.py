@@ -315,6 +315,39 @@ def test_recovery_leaves_a_long_backlog_alone_and_resends_what_the_broker_lost(
     assert recover_once(stack.settings, record) == 0  # sent once, however often it looks
 
 
+def test_a_send_failing_mid_pass_leaves_no_row_claimed_and_unsent(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of four, each claimed while the one before is sent: when the broker fails on
+    the second page, that page and the third, claimed meanwhile, are released, so the
+    next pass sends each row not sent, once."""
+    from newsflow import delivery
+    from worker.recovery import recover_once
+
+    monkeypatch.setattr(delivery, "UPDATE_PAGE", 4)
+    stack.client.submit(corpus(12))  # no worker
+    redis_client(stack.settings.broker()).flushdb()  # every message lost
+    with session_scope(stack.settings.database_url) as session:
+        session.execute(update(StageRow).values(sent_at=utcnow() - timedelta(hours=2)))
+    sent: list[int] = []
+
+    def failing_on_the_second_page(stage: str, ids: list[int]) -> None:
+        if len(sent) >= 4:
+            raise ConnectionError("broker away")
+        sent.extend(ids)
+
+    with pytest.raises(ConnectionError):
+        recover_once(
+            stack.settings.model_copy(update={"chunk_size": 4}), failing_on_the_second_page
+        )
+    assert len(sent) == 4
+    again: list[int] = []  # as `requeue` asks: never-sent rows at once, sent ones after a minute
+    delivery.resend(stack.settings.database_url, lambda stage, ids: again.extend(ids),
+                    chunk_size=4, older_than=60, live=None)  # fmt: skip
+    assert sorted(again) == sorted(set(again)) and set(again).isdisjoint(sent)
+    assert len(again) == 8  # nothing left claimed but unsent
+
+
 def test_wait_times_out_saying_what_is_stuck(stack: Stack) -> None:
     batch = stack.client.submit(corpus(3))  # no worker runs
     with pytest.raises(TimeoutError) as caught:
