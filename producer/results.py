@@ -452,7 +452,10 @@ STORY_ARTICLES = select(col(StoryMember.article_id)).where(
     col(StoryMember.story_id) == bindparam("story")
 )
 FEW = 5000  # an entity named by at most this many contents is looked up first
-_FEW_ARTICLES = ENTITY_ARTICLES.limit(FEW + 1)
+# In key order, so the check stops at its FEW + 1st entry of the key's index: unordered,
+# PostgreSQL read every content of a common name first (a bitmap scan, 48,510 entries
+# for "united states" at 100,000 stored: 13.9 ms; ordered, 5.0 ms and flat).
+_FEW_ARTICLES = ENTITY_ARTICLES.order_by(col(EntityKey.article_id)).limit(FEW + 1)
 
 
 def _bound(session: Session, filters: Filters) -> dict[str, Any]:
