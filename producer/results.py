@@ -7,8 +7,9 @@ from collections.abc import Collection, Iterator, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, Integer, bindparam, exists, func, null, text
+from sqlalchemy import Float, Integer, any_, bindparam, exists, func, null, text
 from sqlalchemy import select as select_columns
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from newsflow import search, tallies
@@ -319,6 +320,10 @@ def _filtered(query: Any, given: Collection[str], how: Search | None = None) -> 
         query = query.where(
             col(BatchArticle.article_id).in_(bindparam("entity_ids", expanding=True))
         )
+    if "entity_array" in given:  # the same ids as one PostgreSQL array (see db.among)
+        query = query.where(
+            col(BatchArticle.article_id) == any_(bindparam("entity_array", type_=ARRAY(Integer)))
+        )
     if "entity" in given:
         query = query.where(ENTITY_NAMED)
     if "story" in given:
@@ -467,7 +472,8 @@ def _bound(session: Session, filters: Filters) -> dict[str, Any]:
     if "entity" in given:
         found = list(session.execute(_FEW_ARTICLES, given).scalars())
         if len(found) <= FEW:
-            given["entity_ids"] = found
+            postgres = session.get_bind().dialect.name == "postgresql"
+            given["entity_array" if postgres else "entity_ids"] = found
             del given["entity"]
     return given
 
