@@ -34,7 +34,6 @@ from newsflow.models import (
     Mention,
     StageRow,
     SummarySentence,
-    table_of,
 )
 
 TEXT = ("The council of Brookfield approved plan {i} on Tuesday, said Mayor Ana Ruiz. " * 6).strip()
@@ -99,7 +98,7 @@ def fill(url: str, n: int, step: int = 5000) -> None:
                 rows.setdefault(model, []).extend(values)
         with session_scope(url) as session:
             for model, values in rows.items():
-                session.execute(db.insert(session, table_of(model)), values)
+                session.execute(db.insert(session, model), values)
 
 
 def export_peak_mb(url: str, out: Path) -> tuple[float, float]:

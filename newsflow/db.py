@@ -108,10 +108,12 @@ def read_scope(url: str) -> Iterator[Session]:
 
 
 def insert(session: Session, table: Any) -> Any:
-    """The dialect's INSERT for `table`, which knows ON CONFLICT (both SQLite and PostgreSQL)."""
+    """The dialect's INSERT for `table` (a model or its table), which knows ON CONFLICT
+    (both SQLite and PostgreSQL). Always the Core table's: rows given as parameters then
+    skip the ORM's bulk path, which builds state per row that no statement here needs."""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
+    return module.insert(getattr(table, "__table__", table))
 
 
 def among(session: Session, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:

@@ -115,7 +115,7 @@ def add(session: Session, changes: Mapping[tuple[int, str, str], int]) -> None:
     ]
     if not rows:
         return
-    statement = insert(session, table_of(Count))
+    statement = insert(session, Count)
     session.execute(
         statement.on_conflict_do_update(
             index_elements=["batch_id", "kind", "key"],
@@ -363,7 +363,7 @@ def write_keys(session: Session, keys: Mapping[int, set[str]]) -> None:
     session.execute(delete(EntityKey).where(col(EntityKey.article_id).in_(list(keys))))
     rows = [{"key": k, "article_id": i} for i, found in keys.items() for k in sorted(found)]
     for start in range(0, len(rows), PAGE):
-        session.execute(insert(session, table_of(EntityKey)), rows[start : start + PAGE])
+        session.execute(insert(session, EntityKey), rows[start : start + PAGE])
 
 
 def recount(session: Session, *, keys: bool = True) -> None:

@@ -27,7 +27,7 @@ from newsflow.config import Settings, mask_url
 from newsflow.contract import STAGES, Stage
 from newsflow.db import error_reason, insert, session_scope
 from newsflow.errors import NewsflowError, ServiceUnavailable
-from newsflow.models import Article, Batch, BatchArticle, table_of, utcnow
+from newsflow.models import Article, Batch, BatchArticle, utcnow
 from newsflow.record import Rejection, Submitted
 from producer.broker import check_broker, live_ids, sender_of
 from producer.sources import Record
@@ -110,7 +110,7 @@ def store_slab(session: Session, batch_id: int, records: list[Record]) -> tuple[
     # RETURNING gives exactly the rows this statement inserted: a concurrent submit of the
     # same articles sees them as duplicates, never as its own.
     insert_new = (
-        insert(session, table_of(Article))
+        insert(session, Article)
         .on_conflict_do_nothing(index_elements=["content_hash"])
         .returning(col(Article.id))
     )
@@ -130,7 +130,7 @@ def store_slab(session: Session, batch_id: int, records: list[Record]) -> tuple[
         }
         for digest, r in zip(digests, records, strict=True)
     ]
-    session.execute(insert(session, table_of(BatchArticle)), members)
+    session.execute(insert(session, BatchArticle), members)
     delivery.mark_queued(session, stage=Stage.CLEAN, article_ids=fresh)
     tallies.submissions_added(session, batch_id, [m["article_id"] for m in members])
     return sorted(set(ids.values())), len(fresh)

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from newsflow import __version__, delivery, tallies
 from newsflow.contract import DONE, FAILED, FINISHED, QUEUED, RUNNING, SKIPPED, SPEC, Stage
 from newsflow.db import insert
-from newsflow.models import Article, StageRow, table_of, utcnow
+from newsflow.models import Article, StageRow, utcnow
 
 ERROR_CHARS = 1000  # a stored error is a reason for a person, not a dump
 
@@ -218,7 +218,7 @@ def save_stages(
         }
         for o in outcomes
     ]
-    statement = insert(session, table_of(StageRow))  # rows as parameters: compiled once
+    statement = insert(session, StageRow)  # the rows go as parameters: compiled once
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["article_id", "stage"],

@@ -16,7 +16,7 @@ from newsflow.config import Settings
 from newsflow.contract import Stage
 from newsflow.db import insert, session_scope
 from newsflow.errors import ConfigurationError
-from newsflow.models import Entity, Keyphrase, Mention, table_of
+from newsflow.models import Entity, Keyphrase, Mention
 from worker import store
 from worker.entities import extract_entities
 from worker.keyphrases import extract_keyphrases, extract_token_keyphrases
@@ -231,7 +231,7 @@ def save(session: Session, outcomes: Sequence[Outcome]) -> None:
         )
     for table, rows in ((Entity, entities), (Mention, mentions), (Keyphrase, phrases)):
         if rows:
-            session.execute(insert(session, table_of(table)), rows)  # Core: no ORM per row
+            session.execute(insert(session, table), rows)
     tallies.count_entities(session, replaced, tallies.standing(session, ids))
     tallies.write_keys(session, keys)
     store.save_stages(session, stage=Stage.EXTRACT, outcomes=outcomes)

@@ -48,7 +48,7 @@ from newsflow import tallies
 from newsflow.config import Settings
 from newsflow.contract import Stage
 from newsflow.db import insert, session_scope
-from newsflow.models import Article, Story, StoryBand, StoryMember, table_of
+from newsflow.models import Article, Story, StoryBand, StoryMember
 from worker import store
 from worker.stages.base import ChunkResult, Interrupt, NoInterrupt, attempt, begin_cleaned
 from worker.store import Outcome
@@ -210,8 +210,8 @@ def save(session: Session, outcomes: Sequence[Outcome], settings: Settings) -> N
                      "signature": found.signature.tobytes()})  # fmt: skip
         bands.extend({"hash": h, "article_id": o.article_id} for h in sorted(set(found.bands)))
     if rows:
-        session.execute(insert(session, table_of(StoryMember)), rows)
-        session.execute(insert(session, table_of(StoryBand)), bands)
+        session.execute(insert(session, StoryMember), rows)
+        session.execute(insert(session, StoryBand), bands)
     for story_id, n in sorted(sizes.items()):
         _grow(session, story_id, n)
     store.save_stages(session, stage=Stage.STORY, outcomes=outcomes)
@@ -294,10 +294,8 @@ def _iso(moment: datetime) -> str:
 
 def _new_story(session: Session, article_id: int, arrived: str) -> int:
     """A story of one member, this content; its id."""
-    created = insert(session, table_of(Story)).values(
-        first_article_id=article_id, size=1, first_seen=arrived
-    )
-    return int(session.execute(created.returning(table_of(Story).c.id)).scalar_one())
+    created = insert(session, Story).values(first_article_id=article_id, size=1, first_seen=arrived)
+    return int(session.execute(created.returning(col(Story.id))).scalar_one())
 
 
 def _seen(session: Session, story_id: int, arrived: str) -> None:

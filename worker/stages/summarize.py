@@ -12,7 +12,7 @@ from newsflow import tallies
 from newsflow.config import Settings
 from newsflow.contract import Stage
 from newsflow.db import insert, session_scope
-from newsflow.models import SummarySentence, table_of
+from newsflow.models import SummarySentence
 from worker import store
 from worker.nlp import get_sentencizer
 from worker.stages.base import ChunkResult, Interrupt, NoInterrupt, attempt, begin_cleaned, chunk
@@ -78,6 +78,6 @@ def save(session: Session, outcomes: Sequence[Outcome]) -> None:
         for position, s in enumerate(o.output)
     ]
     if rows:
-        session.execute(insert(session, table_of(SummarySentence)), rows)
+        session.execute(insert(session, SummarySentence), rows)
     store.save_stages(session, stage=Stage.SUMMARIZE, outcomes=outcomes)
     tallies.settle(session, ids)
