@@ -55,6 +55,11 @@ COPIED = ("articles", "batch_articles", "stages", "entities", "mentions", "keyph
 KEPT = ("counts", "entity_counts", "entity_keys")
 KEPT_INDEXES = ("ix_batch_articles_status", "ix_batch_articles_batch_status",
                 "ix_batch_articles_batch_finished")  # fmt: skip
+# A name and a word planted in PLANTED contents spread over the store at each size: what
+# these reads find stays the same size as the store grows (the copies make every real
+# name and word grow with it), so they show the cost of the store alone.
+PLANTED = 20
+PLANTED_NAME, PLANTED_WORD = "wenceslas ombudsfrau", "quokkaville"
 
 
 def fill_base(settings: Settings, n: int, data: Path) -> tuple[int, str]:
@@ -155,6 +160,36 @@ def recount_by_sql(url: str) -> None:
         connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statements[-1]))
 
 
+def plant(url: str, stored: int) -> None:
+    """Give PLANTED contents, spread evenly over the `stored`, the planted name (an entity
+    key) and word (in the title, which the search index follows), and take them from the
+    contents that had them at the size before."""
+    step = stored // PLANTED
+    engine = db.get_engine(url)
+    with engine.begin() as connection:
+        ids = [
+            row[0]
+            for row in connection.execute(
+                text("SELECT article_id FROM entity_keys WHERE key = :key"), {"key": PLANTED_NAME}
+            )
+        ]
+        connection.execute(text("DELETE FROM entity_keys WHERE key = :key"), {"key": PLANTED_NAME})
+        for article_id in ids:
+            connection.execute(
+                text("UPDATE articles SET title = replace(title, :word, '') WHERE id = :id"),
+                {"word": " " + PLANTED_WORD, "id": article_id},
+            )
+        for article_id in range(step, step * PLANTED + 1, step):
+            connection.execute(
+                text("INSERT INTO entity_keys (key, article_id) VALUES (:key, :id)"),
+                {"key": PLANTED_NAME, "id": article_id},
+            )
+            connection.execute(
+                text("UPDATE articles SET title = coalesce(title, '') || :word WHERE id = :id"),
+                {"word": " " + PLANTED_WORD, "id": article_id},
+            )
+
+
 def timed(call: Callable[[], Any], samples: int) -> dict[str, float]:
     for _ in range(2):
         call()
@@ -200,6 +235,7 @@ def reads(api: str, url: str, samples: int) -> dict[str, dict[str, float]]:
         "article by id": get(f"/articles/{middle}"),
         "entity, common": get("/articles", entity=common),
         "entity, rare": get("/articles", entity=rare),
+        f"entity, in {PLANTED} contents": get("/articles", entity=PLANTED_NAME),
         "entity, absent": get("/articles", entity="nobody of that name"),
         "batch + failed": get("/articles", batch=batch, status="failed"),
         "entities top 20": get("/entities", top=20),
@@ -210,7 +246,8 @@ def reads(api: str, url: str, samples: int) -> dict[str, dict[str, float]]:
         "dashboard overview": get("/"),
     }
     if word:
-        cases["search"] = get("/articles", q=word)
+        cases["search, a top keyphrase"] = get("/articles", q=word)
+    cases[f"search, a word in {PLANTED} contents"] = get("/articles", q=PLANTED_WORD)
     figures = {}
     for name, call in cases.items():
         try:
@@ -345,6 +382,7 @@ def run(kind: str, args: argparse.Namespace, broker: str, home: Path) -> dict[st
                 copy_replicas(url, base, first, min(first + step - 1, wanted), args.batches)
             replicas = max(replicas, wanted)
             stored = base * (replicas + 1)
+            plant(url, stored)
             figures: dict[str, Any] = {"stored": stored,
                                        "fill_s": round(time.perf_counter() - began, 1)}  # fmt: skip
             log = home / f"serve-{kind}-{size}.log"

@@ -385,7 +385,8 @@ class Filters(BaseModel):
         min_length=1,
         max_length=500,
         description='Full-text search of title and body: words, "a phrase", or, -word. '
-        "Ranked, best first.",
+        "Ranked, best first; on PostgreSQL a query in much of what is stored, with no other "
+        "filter, is ranked over its newest matches.",
     )
     since: str | None = Field(default=None, pattern=DATE, description="Published on or after.")
     until: str | None = Field(default=None, pattern=DATE, description="Published on or before.")

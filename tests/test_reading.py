@@ -230,6 +230,49 @@ def test_full_text_search_ranks_marks_and_combines_with_filters(
     assert len(page) + len(rest) == len(library)
 
 
+def test_a_narrow_query_pages_as_if_every_match_were_ranked_and_a_broad_one_the_newest(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL ranks the best few matches of a query with no other filter, or, for a
+    broad one, the newest: a page of the first is the page of every match ranked."""
+    if not stack.settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's FTS5 ranks every match in its own index")
+    client = stack.client
+    older = client.submit([
+        {"id": "fair-old-1", "text": "Traders set up stalls for the Ostrava winter fair on "
+         "Monday. The fair runs until Sunday and expects forty thousand visitors."},
+        {"id": "fair-old-2", "text": "Ostrava opened its winter fair on Monday. The Ostrava "
+         "fair runs until Sunday, organisers said, and the city expects record crowds."},
+    ])  # fmt: skip
+    stack.wait(older.id)
+    newest = "The winter fair in Ostrava drew crowds on Tuesday. Police closed two streets near it."
+    newer = client.submit([{"id": "fair-new", "text": newest}])
+    stack.wait(newer.id)
+
+    def pages() -> list[list[tuple[str, float]]]:
+        first, cursor = client.rows(Filters(query="Ostrava fair"), limit=2)
+        rest = client.rows(Filters(query="Ostrava fair"), after=cursor)[0] if cursor else []
+        return [[(r.external_id or "", r.rank or 0.0) for r in page] for page in (first, rest)]
+
+    best = pages()
+    listed = [name for page in best for name, _ in page]
+    assert sorted(listed) == ["fair-new", "fair-old-1", "fair-old-2"]
+    ranks = [rank for page in best for _, rank in page]
+    assert ranks == sorted(ranks, reverse=True) and len(best[0]) == 2
+    monkeypatch.setattr(results, "_reads", lambda *_: results.EVERY)
+    assert pages() == best
+    monkeypatch.undo()
+    monkeypatch.setattr(results, "RANKED", 0)  # every query is broad
+    monkeypatch.setattr(results, "RECENT_WALK", 1)  # and only the newest article is read
+    for cached in (results._hits, results._listing):
+        cached.cache_clear()
+    try:
+        assert [[name for name, _ in page] for page in pages()] == [["fair-new"], []]
+    finally:
+        results._hits.cache_clear()
+        results._listing.cache_clear()
+
+
 def test_results_list_query_on_the_command_line(stack: Stack, two_batches: tuple[int, int]) -> None:
     listed = newsflow("results", "list", "--query", "Velden", "--json", env=_env(stack), cwd=ROOT)
     assert listed.returncode == 0, listed.stderr
