@@ -324,7 +324,7 @@ def test_a_send_failing_mid_pass_leaves_no_row_claimed_and_unsent(
     from newsflow import delivery
     from worker.recovery import recover_once
 
-    monkeypatch.setattr(delivery, "UPDATE_PAGE", 4)
+    monkeypatch.setattr(delivery, "RESEND_PAGE", 4)
     stack.client.submit(corpus(12))  # no worker
     redis_client(stack.settings.broker()).flushdb()  # every message lost
     with session_scope(stack.settings.database_url) as session:
