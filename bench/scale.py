@@ -2,7 +2,7 @@
 
     python -m bench.scale [--sizes 10000,100000,1000000] [--base 500] [--batches 100]
                           [--postgres URL] [--sqlite-to 100000] [--samples 20]
-                          [--export-limit 0] [--data ../shared/eval]
+                          [--export-limit 0] [--data ../shared/eval] [--keep NAME]
 
 The store is real pipeline output made bigger: --base articles (BBC News from the eval
 data when present, else generated stories, plus 1% HTML that fails to clean) go through
@@ -14,7 +14,9 @@ unmeasured ones), `newsflow status --json` runs three times, an export to JSONL 
 streams the whole store (or --export-limit records), a recovery pass runs over 10% of
 the stage rows marked lost, and the database's size is read. PostgreSQL (a scratch
 database on --postgres's server, dropped afterwards) goes to every size, SQLite to
---sqlite-to. Prints a table per database, then one JSON line.
+--sqlite-to; with --keep NAME, the PostgreSQL store is database NAME, kept afterwards,
+and a later run measures it again, copying only what a larger size needs (filling a
+million takes half an hour). Prints a table per database, then one JSON line.
 """
 
 from __future__ import annotations
@@ -160,13 +162,13 @@ def recount_by_sql(url: str) -> None:
         connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(statements[-1]))
 
 
-def plant(url: str, stored: int) -> None:
-    """Give PLANTED contents, spread evenly over the `stored`, the planted name (an entity
+def plant(url: str) -> None:
+    """Give PLANTED contents, spread evenly over the store, the planted name (an entity
     key) and word (in the title, which the search index follows), and take them from the
     contents that had them at the size before."""
-    step = stored // PLANTED
     engine = db.get_engine(url)
     with engine.begin() as connection:
+        step = connection.execute(text("SELECT max(id) FROM articles")).scalar_one() // PLANTED
         ids = [
             row[0]
             for row in connection.execute(
@@ -179,7 +181,10 @@ def plant(url: str, stored: int) -> None:
                 text("UPDATE articles SET title = replace(title, :word, '') WHERE id = :id"),
                 {"word": " " + PLANTED_WORD, "id": article_id},
             )
-        for article_id in range(step, step * PLANTED + 1, step):
+        for target in range(step, step * PLANTED + 1, step):  # ids have gaps: the next one
+            article_id = connection.execute(
+                text("SELECT min(id) FROM articles WHERE id >= :target"), {"target": target}
+            ).scalar_one()
             connection.execute(
                 text("INSERT INTO entity_keys (key, article_id) VALUES (:key, :id)"),
                 {"key": PLANTED_NAME, "id": article_id},
@@ -356,20 +361,47 @@ def sizes(url: str, stored: int) -> dict[str, float]:
 
 @contextmanager
 def store(kind: str, args: argparse.Namespace, home: Path) -> Iterator[str]:
-    if kind == "postgres":
+    if kind == "postgres" and args.keep:
+        import psycopg
+
+        with psycopg.connect(
+            "postgresql://" + args.postgres.split("://", 1)[1], autocommit=True
+        ) as c:
+            if not c.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [args.keep]
+            ).fetchone():
+                c.execute(f'CREATE DATABASE "{args.keep}"')
+        yield args.postgres.rsplit("/", 1)[0] + f"/{args.keep}"
+    elif kind == "postgres":
         with scratch_postgres(args.postgres) as url:
             yield url
     else:
         yield f"sqlite:///{home / 'scale.db'}"
 
 
+def kept_store(url: str) -> tuple[int, int]:
+    """(base contents, replicas copied) of a store this bench filled before (--keep);
+    (0, 0) for a new database."""
+    with db.get_engine(url).connect() as connection:
+        if not connection.execute(text("SELECT to_regclass('articles')")).scalar():
+            return 0, 0
+        base = connection.execute(
+            text("SELECT count(*) FROM batch_articles WHERE batch_id = 1")
+        ).scalar_one()
+        stored = connection.execute(text("SELECT count(*) FROM batch_articles")).scalar_one()
+    return base, (stored // base - 1 if base else 0)
+
+
 def run(kind: str, args: argparse.Namespace, broker: str, home: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with store(kind, args, home) as url:
         settings = Settings(database_url=url, broker_url=broker, data_dir=home / kind)
-        base, note = fill_base(settings, args.base, args.data)
+        base, replicas = kept_store(url) if args.keep else (0, 0)
+        if base:
+            note = f"{base} base contents, kept in {args.keep}"
+        else:
+            base, note = fill_base(settings, args.base, args.data)
         results["corpus"] = note
-        replicas = 0
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")},
                "NEWSFLOW_DATABASE_URL": url, "NEWSFLOW_BROKER_URL": broker}  # fmt: skip
         for size in args.sizes:
@@ -382,7 +414,7 @@ def run(kind: str, args: argparse.Namespace, broker: str, home: Path) -> dict[st
                 copy_replicas(url, base, first, min(first + step - 1, wanted), args.batches)
             replicas = max(replicas, wanted)
             stored = base * (replicas + 1)
-            plant(url, stored)
+            plant(url)
             figures: dict[str, Any] = {"stored": stored,
                                        "fill_s": round(time.perf_counter() - began, 1)}  # fmt: skip
             log = home / f"serve-{kind}-{size}.log"
@@ -432,6 +464,9 @@ def main() -> None:
     parser.add_argument("--export-limit", type=int, default=0)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "eval")
     parser.add_argument("--databases", default="postgres,sqlite")
+    parser.add_argument(
+        "--keep", help="fill this PostgreSQL database and keep it; a later run goes on from it"
+    )
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     home = Path(tempfile.mkdtemp(prefix="nf-scale-"))
