@@ -303,7 +303,7 @@ def _probe(configs: tuple[str, ...]) -> Any:
     )
 
 
-def _reads(session: Session, how: Search, given: Collection[str]) -> str:
+def _reads(session: Session, how: Search, given: dict[str, Any]) -> str:
     """Which matches a ranked page reads (EVERY, BEST or RECENT, above). Other filters
     than the query need every match: they may keep only a few."""
     dialect, configs = how
