@@ -158,6 +158,22 @@ def test_nothing_left_is_a_permanent_error(raw: str) -> None:
         clean_article(raw)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["The mayor opened the fair on Monday. Ostrava", "Police closed the road. Two lanes reopen"],
+)
+def test_a_one_line_article_that_reads_as_a_headline_is_its_own_body(raw: str) -> None:
+    """Its first sentence ends inside it: prose, though no stop closes the line."""
+    out = clean_article(raw)
+    assert out.text == raw and out.title == raw
+    assert "title" not in [r["reason"] for r in out.removed]
+
+
+def test_a_headline_alone_is_still_no_article() -> None:
+    with pytest.raises(PermanentError, match="no body text"):
+        clean_article("Harbour reopens after strike\nPlease enter your comment!")
+
+
 def test_html_without_article_text_is_a_permanent_error() -> None:
     with pytest.raises(PermanentError, match="no article text"):
         clean_article("<html><script>var a = 1;</script><style>p{}</style></html>", kind="html")

@@ -396,6 +396,15 @@ class _Cleaner:
             self.paragraphs.append(line)
         self.glue = not CLOSES_SENTENCE.search(line)
 
+    def keep_prose_title(self) -> None:
+        """With no body left, a title taken from the text whose first sentence ends inside
+        it ("The mayor opened the fair on Monday. Ostrava") was the article itself: it goes
+        back to the body (a headline alone stays removed, and the article an error)."""
+        taken = [r for r in self.out.removed if r["reason"] == "title"]
+        if not self.paragraphs and taken and SENTENCE_INSIDE.search(taken[0]["text"]):
+            self.out.removed.remove(taken[0])
+            self.paragraphs.append(taken[0]["text"])
+
     def feed(self, raw: str) -> None:
         lines = [re.sub(r"[ \t\f\v]+", " ", line).strip() for line in raw.split("\n")]
         for i, line in enumerate(lines):
@@ -408,6 +417,7 @@ class _Cleaner:
 
 
 ELEMENT = re.compile(r"<[A-Za-z]")
+SENTENCE_INSIDE = re.compile(r"[a-z0-9][.!?。！？]\s+\S")
 
 
 def clean_article(
@@ -432,6 +442,7 @@ def clean_article(
         raw = raw.replace("\n", "\n\n")
     cleaner = _Cleaner(title or meta.get("title"))
     cleaner.feed(raw)
+    cleaner.keep_prose_title()
     out = cleaner.out
     out.text = "\n\n".join(cleaner.paragraphs)
     if not out.text.strip():
