@@ -284,7 +284,7 @@ def _hits(how: Search, reads: str = EVERY) -> Any:
     sql = f"SELECT id, ts_rank(search, {parsed}) AS rank FROM articles WHERE search @@ {parsed}"
     if reads == BEST:
         sql = f"SELECT id, rank FROM ({sql}) h ORDER BY rank DESC, id LIMIT :window"
-    elif reads == RECENT:  # no ORDER BY outside: the walk stops at its last match
+    elif reads == RECENT:  # no ORDER BY outside the walk, so LIMIT ends it early
         sql = (
             f"SELECT id, ts_rank(search, {parsed}) AS rank FROM (SELECT id, search FROM "
             f"articles ORDER BY id DESC LIMIT {RECENT_WALK}) w WHERE search @@ {parsed} "
