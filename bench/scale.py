@@ -41,7 +41,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from bench.api import serving
-from bench.throughput import load_corpus, scratch_postgres
+from bench.throughput import database, load_corpus, scratch_postgres
 from newsflow import db
 from newsflow.config import Settings
 from newsflow.contract import QUEUES
@@ -169,29 +169,23 @@ def plant(url: str) -> None:
     engine = db.get_engine(url)
     with engine.begin() as connection:
         step = connection.execute(text("SELECT max(id) FROM articles")).scalar_one() // PLANTED
-        ids = [
-            row[0]
-            for row in connection.execute(
-                text("SELECT article_id FROM entity_keys WHERE key = :key"), {"key": PLANTED_NAME}
-            )
-        ]
-        connection.execute(text("DELETE FROM entity_keys WHERE key = :key"), {"key": PLANTED_NAME})
-        for article_id in ids:
-            connection.execute(
-                text("UPDATE articles SET title = replace(title, :word, '') WHERE id = :id"),
-                {"word": " " + PLANTED_WORD, "id": article_id},
-            )
+        planted = {"key": PLANTED_NAME, "word": " " + PLANTED_WORD}
+        connection.execute(
+            text("UPDATE articles SET title = replace(title, :word, '') WHERE id IN "
+                 "(SELECT article_id FROM entity_keys WHERE key = :key)"), planted
+        )  # fmt: skip
+        connection.execute(text("DELETE FROM entity_keys WHERE key = :key"), planted)
         for target in range(step, step * PLANTED + 1, step):  # ids have gaps: the next one
             article_id = connection.execute(
                 text("SELECT min(id) FROM articles WHERE id >= :target"), {"target": target}
             ).scalar_one()
             connection.execute(
                 text("INSERT INTO entity_keys (key, article_id) VALUES (:key, :id)"),
-                {"key": PLANTED_NAME, "id": article_id},
+                {**planted, "id": article_id},
             )
             connection.execute(
                 text("UPDATE articles SET title = coalesce(title, '') || :word WHERE id = :id"),
-                {"word": " " + PLANTED_WORD, "id": article_id},
+                {**planted, "id": article_id},
             )
 
 
@@ -362,16 +356,7 @@ def sizes(url: str, stored: int) -> dict[str, float]:
 @contextmanager
 def store(kind: str, args: argparse.Namespace, home: Path) -> Iterator[str]:
     if kind == "postgres" and args.keep:
-        import psycopg
-
-        with psycopg.connect(
-            "postgresql://" + args.postgres.split("://", 1)[1], autocommit=True
-        ) as c:
-            if not c.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", [args.keep]
-            ).fetchone():
-                c.execute(f'CREATE DATABASE "{args.keep}"')
-        yield args.postgres.rsplit("/", 1)[0] + f"/{args.keep}"
+        yield database(args.postgres, args.keep)
     elif kind == "postgres":
         with scratch_postgres(args.postgres) as url:
             yield url

@@ -113,17 +113,28 @@ def scratch_postgres(url: str) -> Iterator[str]:
     holds these articles would take them as duplicates and process nothing."""
     import psycopg
 
-    admin = "postgresql://" + url.split("://", 1)[1]
     name = f"nf_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    scratch = url.rsplit("/", 1)[0] + f"/{name}"
+    scratch = database(url, name)
     try:
         yield scratch
     finally:
         db.get_engine(scratch).dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
+        with psycopg.connect(_admin(url), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(url: str) -> str:
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def database(url: str, name: str) -> str:
+    """The URL of database `name` on the server of `url`, created if it is not there."""
+    import psycopg
+
+    with psycopg.connect(_admin(url), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def newsflow(records: list[dict[str, str]], workers: int, url: str, broker: str,
