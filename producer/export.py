@@ -37,15 +37,27 @@ def _children(columns: str, source: str, order: str) -> str:
     )
 
 
-def _by_stage(columns: str) -> str:
-    """A JSON object of the content's stage rows, keyed by stage in pipeline order."""
-    order = " ".join(f"WHEN '{stage}' THEN {i}" for i, stage in enumerate(STAGES))
+_STAGE_ORDER = " ".join(f"WHEN '{stage}' THEN {i}" for i, stage in enumerate(STAGES))
+
+
+def _by_stage(alias: str) -> str:
+    """The members of a JSON object keyed by stage in pipeline order, each stage row's
+    `alias` row as its value (an aggregate over the content's stage rows `s`)."""
     return (
-        "(SELECT coalesce(('{' || string_agg(to_json(s.stage)::text || ':' || "
-        f"row_to_json(v)::text, ',' ORDER BY CASE s.stage {order} ELSE 9 END) || '}}')::json, "
-        f"'{{}}') FROM stages s, LATERAL (SELECT {columns}) v "
-        "WHERE s.article_id = m.article_id)"
+        f"string_agg(to_json(s.stage)::text || ':' || row_to_json({alias})::text, ',' "
+        f"ORDER BY CASE s.stage {_STAGE_ORDER} ELSE 9 END)"
     )
+
+
+# The content's stage rows, read once for both objects made of them (the record's stages,
+# and its pipeline's) and the extract stage's version and model.
+_STAGES = (
+    f"LEFT JOIN LATERAL (SELECT {_by_stage('v')} AS outcomes, {_by_stage('w')} AS versions, "
+    "max(s.version) FILTER (WHERE s.stage = 'extract') AS version, "
+    "max(s.model) FILTER (WHERE s.stage = 'extract') AS model "
+    "FROM stages s, LATERAL (SELECT s.status, s.error, s.seconds) v, "
+    "LATERAL (SELECT s.version, s.model) w WHERE s.article_id = m.article_id) g ON true"
+)
 
 
 _MENTIONS = (  # per entity of the content: its mentions, from one read of the content's
@@ -73,17 +85,21 @@ _SENTENCES = _children(
     "summary_sentences u WHERE u.article_id = m.article_id",
     "u.position",
 )
-_EXTRACT = "(SELECT {column} FROM stages WHERE article_id = m.article_id AND stage = 'extract')"
 _TITLE = "coalesce(m.title, CASE WHEN a.title IS DISTINCT FROM a.given_title THEN a.title END)"
 _PUBLISHED = "coalesce(m.published, a.guessed_published)"
 _SOURCE = "coalesce(m.origin, a.site)"  # results.SOURCE
+
+
 # The ids as one array (see db.among); the range they imply is for the planner: given
 # 1,000 ids alone it scanned every submission (60 ms a block at 100,000 stored, ten
 # times that at a million).
-_BLOCK = (
-    "FROM batch_articles m JOIN articles a ON a.id = m.article_id "
-    "WHERE m.id = ANY(:ids) AND m.id BETWEEN :first AND :last ORDER BY m.id"
-)
+def _block(joins: str = "") -> str:
+    return (
+        f"FROM batch_articles m JOIN articles a ON a.id = m.article_id {joins} "
+        "WHERE m.id = ANY(:ids) AND m.id BETWEEN :first AND :last ORDER BY m.id"
+    )
+
+
 POSTGRES_RECORDS = text(
     "SELECT row_to_json(r)::text FROM (SELECT m.id, m.article_id AS content_id, "
     "(SELECT count(*) FROM batch_articles o WHERE o.article_id = m.article_id) "
@@ -102,13 +118,11 @@ POSTGRES_RECORDS = text(
     "(SELECT row_to_json(t) FROM (SELECT t.id, t.size, x.similarity, t.first_seen FROM "
     "story_members x JOIN stories t ON t.id = x.story_id WHERE x.article_id = m.article_id) t) "
     "AS story, "
-    f"{_by_stage('s.status, s.error, s.seconds')} AS stages, "
-    f"(SELECT row_to_json(p) FROM (SELECT {_EXTRACT.format(column='version')} AS version, "
-    f"{_EXTRACT.format(column='model')} AS model, "
-    f"{_by_stage('s.version, s.model')} AS stages) p) AS pipeline "
-    f"{_BLOCK}) r"
+    "coalesce(('{' || g.outcomes || '}')::json, '{}') AS stages, "
+    "(SELECT row_to_json(p) FROM (SELECT g.version, g.model, "
+    "coalesce(('{' || g.versions || '}')::json, '{}') AS stages) p) AS pipeline "
+    f"{_block(_STAGES)}) r"
 )
-_STAGE_ORDER = " ".join(f"WHEN '{stage}' THEN {i}" for i, stage in enumerate(STAGES))
 # The CSV row of a record (CSV_FIELDS, as csv_row makes it from the record), made by
 # PostgreSQL: a CSV export then parses no JSON and builds no document per record.
 POSTGRES_CSV = text(
@@ -124,7 +138,7 @@ POSTGRES_CSV = text(
     "WHERE u.article_id = m.article_id), "
     "(SELECT string_agg(s.stage || ': ' || s.error, '; ' ORDER BY CASE s.stage "
     f"{_STAGE_ORDER} ELSE 9 END) FROM stages s WHERE s.article_id = m.article_id AND "
-    f"s.status = 'failed' AND s.error <> '') {_BLOCK}"
+    f"s.status = 'failed' AND s.error <> '') {_block()}"
 )
 
 
