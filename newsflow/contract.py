@@ -83,13 +83,20 @@ def message(article_ids: list[int], database: str | None) -> dict[str, Any]:
     """A stage message's arguments for send_task: the ids, the database they are in, and
     short reprs of both for the message's headers (what Flower and the logs show). Given,
     the reprs save Celery's saferepr of every id list: half the cost of a send (0.71 ->
-    0.37 ms a message of 32 ids, measured against a local Redis)."""
+    0.37 ms a message of 32 ids, measured against a local Redis).
+
+    No declaring of the queue on each send (`declare=[]`): on Redis a message to the
+    default exchange is pushed onto the list named by its queue whether or not the queue
+    was declared, and the workers declare the queues they consume. Kombu's check that a
+    queue was declared already copied the queue each time: 0.76 -> 0.68 ms a message
+    (five alternating runs of 5,000 on a busy machine)."""
     span = f"{article_ids[0]}..{article_ids[-1]}" if article_ids else ""
     return {
         "args": [article_ids],
         "kwargs": {"database": database},
         "argsrepr": f"[{len(article_ids)} ids {span}]",
         "kwargsrepr": f"{{'database': {database!r}}}",
+        "declare": [],
     }
 
 
