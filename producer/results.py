@@ -260,10 +260,10 @@ def _parsed(configs: tuple[str, ...]) -> str:
 # vector (out of line), so ranking every match of a broad query grows with the store.
 EVERY, BEST, RECENT = "every", "best", "recent"
 # A query estimated to match more than RANKED articles (by the share of the newest PROBE
-# it matches) is broad: it is ranked over the first RECENT_RANKED matches of a walk back
-# through the newest RECENT_WALK articles. At a million stored, ranking a match costs
-# ~20 us and testing an article on the walk ~7 us: each way stays within ~50 ms.
-PROBE, RANKED, RECENT_RANKED, RECENT_WALK = 500, 2500, 500, 5000
+# it matches) is broad: it is ranked over its newest RECENT_RANKED matches. At a million
+# stored, ranking a match costs ~20 us; the newest matches come from a walk back through
+# the articles (~7 us each) when the word is in many of them, from the index otherwise.
+PROBE, RANKED, RECENT_RANKED = 500, 2500, 500
 
 
 @cache
@@ -271,8 +271,8 @@ def _hits(how: Search, reads: str = EVERY) -> Any:
     """The articles the full-text query `:query` matches, with their rank (higher ranks
     first), through the database's index (see newsflow.search). On PostgreSQL `reads`
     may narrow them: BEST, the `:window` best (a listing with no other filter, whose
-    page is among them, since a content has at least one submission); RECENT, those of
-    a broad query among the newest articles (see RECENT_WALK)."""
+    page is among them, since a content has at least one submission); RECENT, the newest
+    RECENT_RANKED of a broad query's."""
     dialect, configs = how
     if dialect != "postgresql":  # FTS5's rank is bm25, lower is better
         sql = (
@@ -284,11 +284,10 @@ def _hits(how: Search, reads: str = EVERY) -> Any:
     sql = f"SELECT id, ts_rank(search, {parsed}) AS rank FROM articles WHERE search @@ {parsed}"
     if reads == BEST:
         sql = f"SELECT id, rank FROM ({sql}) h ORDER BY rank DESC, id LIMIT :window"
-    elif reads == RECENT:  # no ORDER BY outside the walk, so LIMIT ends it early
+    elif reads == RECENT:  # ranked outside the LIMIT: only the newest are read for it
         sql = (
             f"SELECT id, ts_rank(search, {parsed}) AS rank FROM (SELECT id, search FROM "
-            f"articles ORDER BY id DESC LIMIT {RECENT_WALK}) w WHERE search @@ {parsed} "
-            f"LIMIT {RECENT_RANKED}"
+            f"articles WHERE search @@ {parsed} ORDER BY id DESC LIMIT {RECENT_RANKED}) w"
         )
     return text(sql).columns(id=Integer, rank=Float).subquery("hits")
 

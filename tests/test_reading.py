@@ -234,8 +234,9 @@ def test_a_narrow_query_pages_as_if_every_match_were_ranked_and_a_broad_one_the_
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL ranks the best few matches of a query with no other filter, or, for a
-    broad one, the newest: a page of the first is the page of every match ranked. SQLite's
-    FTS5 ranks every match in its own index, broad or not."""
+    broad one, its newest matches, however many newer articles do not match: a page of
+    the first is the page of every match ranked. SQLite's FTS5 ranks every match in its
+    own index, broad or not."""
     client = stack.client
     older = client.submit([
         {"id": "fair-old-1", "text": "Traders set up stalls for the Ostrava winter fair on "
@@ -247,6 +248,9 @@ def test_a_narrow_query_pages_as_if_every_match_were_ranked_and_a_broad_one_the_
     newest = "The winter fair in Ostrava drew crowds on Tuesday. Police closed two streets near it."
     newer = client.submit([{"id": "fair-new", "text": newest}])
     stack.wait(newer.id)
+    harbour = "The harbour at Gdynia reopened on Wednesday after a storm. Ferries sailed by noon."
+    unrelated = client.submit([{"id": "harbour", "text": harbour}])
+    stack.wait(unrelated.id)
 
     def pages() -> list[list[tuple[str, float]]]:
         first, cursor = client.rows(Filters(query="Ostrava fair"), limit=2)
@@ -262,15 +266,17 @@ def test_a_narrow_query_pages_as_if_every_match_were_ranked_and_a_broad_one_the_
     assert pages() == best
     monkeypatch.undo()
     monkeypatch.setattr(results, "RANKED", 0)  # every query is broad
-    monkeypatch.setattr(results, "RECENT_WALK", 1)  # and only the newest article is read
-    for cached in (results._hits, results._listing):
-        cached.cache_clear()
     try:
-        broad = [[name for name, _ in page] for page in pages()]
-        if stack.settings.database_url.startswith("postgresql"):
-            assert broad == [["fair-new"], []]
-        else:
-            assert broad == [[name for name, _ in page] for page in best]
+        for newest_ranked in (2, 1):  # its newest matches, however old: not the harbour's
+            monkeypatch.setattr(results, "RECENT_RANKED", newest_ranked)
+            for cached in (results._hits, results._listing):
+                cached.cache_clear()
+            broad = [[name for name, _ in page] for page in pages()]
+            if stack.settings.database_url.startswith("postgresql"):
+                expected = ["fair-new", "fair-old-2"][:newest_ranked]
+                assert sorted(name for page in broad for name in page) == expected
+            else:
+                assert broad == [[name for name, _ in page] for page in best]
     finally:
         results._hits.cache_clear()
         results._listing.cache_clear()
