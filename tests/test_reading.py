@@ -355,6 +355,36 @@ def test_the_migration_fills_what_is_kept_on_a_populated_database(
     assert stack.client.rows(Filters(entity="Velden"))[0] == rows
 
 
+def test_the_search_vector_is_kept_in_the_row_on_postgresql(
+    stack: Stack, two_batches: tuple[int, int]
+) -> None:
+    """Ranking reads each match's vector: on PostgreSQL in the row (STORAGE MAIN, migration
+    0009), not looked up out of line; a downgrade gives the default back, and search
+    answers the same across both."""
+    url = stack.settings.database_url
+    found = stack.client.rows(Filters(query="Velden"))[0]
+    assert [r.external_id for r in found] == ["ferries-a"]
+    postgres = url.startswith("postgresql")
+    storage = (
+        "SELECT attstorage FROM pg_attribute WHERE attrelid = 'articles'::regclass "
+        "AND attname = 'search'"
+    )
+
+    def layout() -> str | None:
+        with db.get_engine(url).connect() as connection:
+            return connection.exec_driver_sql(storage).scalar_one() if postgres else None
+
+    assert layout() == ("m" if postgres else None)
+    db.downgrade(url, "0008")
+    try:
+        assert layout() == ("x" if postgres else None)
+        assert stack.client.rows(Filters(query="Velden"))[0] == found
+    finally:
+        db.upgrade(url)
+    assert layout() == ("m" if postgres else None)
+    assert stack.client.rows(Filters(query="Velden"))[0] == found
+
+
 POLITICS = [
     "The Tories promised lower taxes on Monday. Tory leader Michael Howard spoke in Leeds, "
     "and Labour said the sums did not add up.",
