@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from functools import cache
@@ -257,13 +258,16 @@ def _parsed(configs: tuple[str, ...]) -> str:
 
 
 # Which matches a ranked page of a PostgreSQL search reads: ts_rank reads each match's
-# vector (out of line), so ranking every match of a broad query grows with the store.
-EVERY, BEST, RECENT = "every", "best", "recent"
+# vector, so ranking every match of a broad query grows with the store.
+EVERY, BEST, WALK, INDEXED = "every", "best", "walk", "indexed"
 # A query estimated to match more than RANKED articles (by the share of the newest PROBE
-# it matches) is broad: it is ranked over its newest RECENT_RANKED matches. At a million
-# stored, ranking a match costs ~20 us; the newest matches come from a walk back through
-# the articles (~7 us each) when the word is in many of them, from the index otherwise.
+# it matches) is broad: it is ranked over its newest RECENT_RANKED matches, found the
+# cheaper of two ways (WALK_US and INDEX_US, microseconds measured at a million stored):
+# walking back through the newest articles, twice as many as the share says hold them,
+# testing each; or reading every match's id through the index and keeping the newest.
+# Either stays under ~50 ms at a million (the two cost the same at a 2% share).
 PROBE, RANKED, RECENT_RANKED = 500, 2500, 500
+WALK_US, INDEX_US = 0.6, 1.5
 
 
 @cache
@@ -271,8 +275,8 @@ def _hits(how: Search, reads: str = EVERY) -> Any:
     """The articles the full-text query `:query` matches, with their rank (higher ranks
     first), through the database's index (see newsflow.search). On PostgreSQL `reads`
     may narrow them: BEST, the `:window` best (a listing with no other filter, whose
-    page is among them, since a content has at least one submission); RECENT, the newest
-    RECENT_RANKED of a broad query's."""
+    page is among them, since a content has at least one submission); WALK and INDEXED,
+    the newest RECENT_RANKED of a broad query's (WALK: among the newest `:walk`)."""
     dialect, configs = how
     if dialect != "postgresql":  # FTS5's rank is bm25, lower is better
         sql = (
@@ -281,13 +285,19 @@ def _hits(how: Search, reads: str = EVERY) -> Any:
         )
         return text(sql).columns(id=Integer, rank=Float).subquery("hits")
     parsed = _parsed(configs)
-    sql = f"SELECT id, ts_rank(search, {parsed}) AS rank FROM articles WHERE search @@ {parsed}"
+    rank = f"SELECT id, ts_rank(search, {parsed}) AS rank FROM"
+    sql = f"{rank} articles WHERE search @@ {parsed}"
     if reads == BEST:
         sql = f"SELECT id, rank FROM ({sql}) h ORDER BY rank DESC, id LIMIT :window"
-    elif reads == RECENT:  # ranked outside the LIMIT: only the newest are read for it
+    elif reads == WALK:  # no ORDER BY outside the walk, so LIMIT ends it early
         sql = (
-            f"SELECT id, ts_rank(search, {parsed}) AS rank FROM (SELECT id, search FROM "
-            f"articles WHERE search @@ {parsed} ORDER BY id DESC LIMIT {RECENT_RANKED}) w"
+            f"{rank} (SELECT id, search FROM articles ORDER BY id DESC LIMIT :walk) w "
+            f"WHERE search @@ {parsed} LIMIT {RECENT_RANKED}"
+        )
+    elif reads == INDEXED:  # OFFSET 0: the ids through the index, not by a walk
+        sql = (
+            f"{rank} articles WHERE id IN (SELECT id FROM (SELECT id FROM articles WHERE "
+            f"search @@ {parsed} OFFSET 0) m ORDER BY id DESC LIMIT {RECENT_RANKED})"
         )
     return text(sql).columns(id=Integer, rank=Float).subquery("hits")
 
@@ -302,14 +312,20 @@ def _probe(configs: tuple[str, ...]) -> Any:
     )
 
 
-def _reads(session: Session, how: Search, given: dict[str, Any]) -> str:
-    """Which matches a ranked page reads (EVERY, BEST or RECENT, above). Other filters
-    than the query need every match: they may keep only a few."""
+def _reads(session: Session, how: Search, given: dict[str, Any]) -> tuple[str, int]:
+    """Which matches a ranked page reads (EVERY, BEST, WALK or INDEXED, above), and for
+    WALK how many of the newest articles. Other filters than the query need every match:
+    they may keep only a few."""
     dialect, configs = how
     if dialect != "postgresql" or set(given) != {"query"}:
-        return EVERY
+        return EVERY, 0
     matched, stored = session.execute(_probe(configs), {"query": given["query"]}).one()
-    return RECENT if matched / PROBE * (stored or 0) > RANKED else BEST
+    share = matched / PROBE
+    estimate = share * (stored or 0)
+    if estimate <= RANKED:
+        return BEST, 0
+    walk = math.ceil(2 * RECENT_RANKED / share)
+    return (WALK if walk * WALK_US <= estimate * INDEX_US else INDEXED), walk
 
 
 @cache
@@ -446,7 +462,7 @@ def rows(
     else:  # ranked: the cursor counts the rows given before
         bounds = {"after": 0, "limit": limit + 1, "offset": after + offset}
         bounds["window"] = after + offset + limit + 1
-        reads = _reads(session, how, given)
+        reads, bounds["walk"] = _reads(session, how, given)
     statement = _listing(frozenset(given), how, reads)
     found = session.execute(statement, {**given, **bounds}).all()
     more, found = len(found) > limit, found[:limit]

@@ -262,12 +262,13 @@ def test_a_narrow_query_pages_as_if_every_match_were_ranked_and_a_broad_one_the_
     assert sorted(listed) == ["fair-new", "fair-old-1", "fair-old-2"]
     ranks = [rank for page in best for _, rank in page]
     assert ranks == sorted(ranks, reverse=True) and len(best[0]) == 2
-    monkeypatch.setattr(results, "_reads", lambda *_: results.EVERY)
+    monkeypatch.setattr(results, "_reads", lambda *_: (results.EVERY, 0))
     assert pages() == best
     monkeypatch.undo()
     monkeypatch.setattr(results, "RANKED", 0)  # every query is broad
-    try:
-        for newest_ranked in (2, 1):  # its newest matches, however old: not the harbour's
+    try:  # its newest matches, however old (not the harbour's), walked to or by the index
+        for walk_us, newest_ranked in [(w, n) for w in (0.0, 1e9) for n in (2, 1)]:
+            monkeypatch.setattr(results, "WALK_US", walk_us)
             monkeypatch.setattr(results, "RECENT_RANKED", newest_ranked)
             for cached in (results._hits, results._listing):
                 cached.cache_clear()
