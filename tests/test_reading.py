@@ -356,7 +356,7 @@ def test_the_migration_fills_what_is_kept_on_a_populated_database(
     assert stack.client.rows(Filters(entity="Velden"))[0] == rows
 
 
-def test_the_search_vector_is_kept_in_the_row_on_postgresql(
+def test_search_vector_storage_across_upgrade_and_downgrade(
     stack: Stack, two_batches: tuple[int, int]
 ) -> None:
     """Ranking reads each match's vector: on PostgreSQL in the row (STORAGE MAIN, migration
