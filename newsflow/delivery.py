@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, exists, literal, or_, update
+from sqlalchemy import ColumnElement, and_, case, exists, false, literal, or_, true, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -125,6 +125,7 @@ class Reopened:
     ids: dict[str, list[int]] = field(default_factory=dict)
     sent: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> reason -> n
+    moving: dict[str, set[int]] = field(default_factory=dict)  # found processing or failed
 
 
 SKIP_LIVE = "a message for it is in the broker (waiting, or held by a worker)"
@@ -155,34 +156,47 @@ def ensure_rows(session: Session, members: Any) -> None:
         mark_queued(session, stage=stage, article_ids=ids)
 
 
-def _quiet(cutoff: datetime, *, failed: bool, force: bool, unsent_now: bool) -> ColumnElement[bool]:
-    """A stage row with no sign of life since `cutoff` (see `reopen`)."""
+def _quiet(
+    cutoff: datetime, *, failed: bool, force: bool, unsent_now: bool
+) -> dict[str, ColumnElement[bool]]:
+    """Per status, what makes a stage row in it quiet: no sign of life since `cutoff`
+    (see `reopen`)."""
     never_sent: ColumnElement[bool] = col(StageRow.sent_at).is_(None)
     if not unsent_now:
         never_sent = and_(never_sent, col(StageRow.updated_at) < cutoff)
-    quiet: ColumnElement[bool] = or_(
-        and_(col(StageRow.status) == QUEUED, or_(never_sent, col(StageRow.sent_at) < cutoff)),
-        and_(col(StageRow.status) == RUNNING, col(StageRow.updated_at) < cutoff),
-    )
+    quiet: dict[str, ColumnElement[bool]] = {
+        QUEUED: or_(never_sent, col(StageRow.sent_at) < cutoff),
+        RUNNING: col(StageRow.updated_at) < cutoff,
+    }
     if force:
-        quiet = col(StageRow.status).in_((QUEUED, RUNNING))
+        quiet = {QUEUED: true(), RUNNING: true()}
     if failed:
-        quiet = or_(quiet, col(StageRow.status) == FAILED)
+        quiet[FAILED] = true()
     return quiet
+
+
+def _quiet_in(quiet: Mapping[str, ColumnElement[bool]], statuses: Sequence[str]) -> Any:
+    """A row is quiet (`quiet`, per status) in one of `statuses`, as one CASE on its status:
+    the planner takes no index condition from a CASE, so a statement that names its rows by
+    primary key finds them by it. With the status in its WHERE, and statistics from before
+    much was lost, PostgreSQL read every queued row of the status index for each page (a
+    pass over a lot lost grew with its square)."""
+    arms = [(col(StageRow.status) == s, quiet[s]) for s in statuses if s in quiet]
+    return case(*arms, else_=false()) if arms else false()
 
 
 def find_lost(
     session: Session,
-    quiet: ColumnElement[bool],
+    quiet: Mapping[str, ColumnElement[bool]],
     *,
     live: Mapping[str, set[int]] | None,
     members: Any = None,
     stage: str | None = None,
     force: bool = False,
 ) -> Reopened:
-    """The rows whose message is lost (`ids`, per stage) and what was skipped, reading the
-    unfinished rows only (through the status index): proportional to the work not done,
-    not to what is stored."""
+    """The rows whose message is lost (`ids`, per stage, with those found processing or
+    failed in `moving`) and what was skipped, reading the unfinished rows only (through
+    the status index): proportional to the work not done, not to what is stored."""
     scope: ColumnElement[bool] = col(StageRow.stage).in_([stage] if stage else STAGES)
     if members is not None:
         scope = and_(scope, col(StageRow.article_id).in_(members))
@@ -193,7 +207,12 @@ def find_lost(
         counts[reason] = counts.get(reason, 0) + 1
 
     rows = session.execute(
-        select_columns(col(StageRow.stage), col(StageRow.article_id), col(StageRow.status), quiet)
+        select_columns(
+            col(StageRow.stage),
+            col(StageRow.article_id),
+            col(StageRow.status),
+            _quiet_in(quiet, [QUEUED, RUNNING, FAILED]),
+        )
         .where(scope, col(StageRow.status).in_((QUEUED, RUNNING, FAILED)))  # the index's terms
         .order_by(col(StageRow.stage), col(StageRow.article_id))
     )
@@ -204,41 +223,59 @@ def find_lost(
             skip(name, SKIP_LIVE)
         else:
             result.ids.setdefault(name, []).append(article_id)
+            if status != QUEUED:
+                result.moving.setdefault(name, set()).add(article_id)
     return result
 
 
-def reopen_page(
-    session: Session,
-    stage: str,
-    article_ids: Sequence[int],
-    quiet: ColumnElement[bool],
-    *,
-    claim: bool = False,
-) -> list[int]:
-    """Reopen these rows of `stage` if still quiet (a worker may just have begun one):
+class Page(NamedTuple):
+    """Rows of one stage to reopen if still quiet in the status they were found in
+    (`quiet`), and whether that moves their contents' status (`settle`)."""
+
+    stage: str
+    ids: list[int]
+    quiet: Any
+    settle: bool
+
+
+def pages(found: Reopened, quiet: Mapping[str, ColumnElement[bool]], size: int) -> list[Page]:
+    """What `find_lost` found, in pages of `size`: per stage the rows found queued (which
+    stay queued: their contents' status stays too), then those found processing or
+    failed (whose contents are settled after)."""
+    queued, moving = _quiet_in(quiet, [QUEUED]), _quiet_in(quiet, [RUNNING, FAILED])
+    result = []
+    for name, ids in found.ids.items():
+        changing = found.moving.get(name, set())
+        for group, when, settle in (
+            ([i for i in ids if i not in changing], queued, False),
+            (sorted(changing), moving, True),
+        ):
+            result += [Page(name, page, when, settle) for page in chunked(group, size)]
+    return result
+
+
+def reopen_page(session: Session, page: Page, *, claim: bool = False) -> list[int]:
+    """Reopen the rows of `page` that are still quiet (a worker may just have begun one):
     queued, their stamp cleared for the next claim, or with `claim` stamped at once for
     the caller to send (`send_claimed`); returns those reopened.
 
-    Both statements find the rows by primary key alone, the page's rows locked by the
-    first: with `quiet` in its WHERE the planner read every queued row of the status
-    index for each page (a pass over a lot lost grew with its square)."""
-    locked = session.execute(
-        select_columns(col(StageRow.article_id), col(StageRow.status), quiet)
-        .where(col(StageRow.stage) == stage, among(session, col(StageRow.article_id), article_ids))
-        .order_by(col(StageRow.article_id))
-        .with_for_update()
-    ).all()
-    ids = [article_id for article_id, _, is_quiet in locked if is_quiet]
-    if not ids:
-        return []
+    One UPDATE finds the rows by primary key and locks each; PostgreSQL checks a row's
+    quietness again on its newest version, if a worker changed it meanwhile. (A SELECT ...
+    FOR UPDATE before it, to read their statuses, cost two fifths of the statement.)"""
     now = utcnow()
-    session.execute(
+    reopened = session.execute(
         update(StageRow)
-        .where(col(StageRow.stage) == stage, among(session, col(StageRow.article_id), ids))
+        .where(
+            col(StageRow.stage) == page.stage,
+            among(session, col(StageRow.article_id), page.ids),
+            page.quiet,
+        )
         .values(status=QUEUED, sent_at=now if claim else None, claim=None, updated_at=now)
+        .returning(col(StageRow.article_id))
     )
-    # a queued row reopened stays queued: its article's status stays too, needing no settling
-    tallies.settle(session, [i for i, status, is_quiet in locked if is_quiet and status != QUEUED])
+    ids = sorted(reopened.scalars())
+    if page.settle:
+        tallies.settle(session, ids)
     return ids
 
 
@@ -264,10 +301,10 @@ def reopen(
     """
     quiet = _quiet(cutoff, failed=failed, force=force, unsent_now=unsent_now)
     found = find_lost(session, quiet, live=live, members=members, stage=stage, force=force)
-    for name, ids in found.ids.items():
-        found.ids[name] = [
-            i for page in chunked(ids, UPDATE_PAGE) for i in reopen_page(session, name, page, quiet)
-        ]
+    reopened: dict[str, list[int]] = {name: [] for name in found.ids}
+    for page in pages(found, quiet, UPDATE_PAGE):
+        reopened[page.stage] += reopen_page(session, page)
+    found.ids = {name: sorted(ids) for name, ids in reopened.items()}
     return found
 
 
@@ -301,28 +338,30 @@ def resend(
         if batch_id is not None:
             ensure_rows(session, members)
         found = find_lost(session, quiet, live=live, members=members, stage=stage, force=force)
-    pages = [(name, p) for name, ids in found.ids.items() for p in chunked(ids, RESEND_PAGE)]
+    todo = pages(found, quiet, RESEND_PAGE)
     found.ids = {name: [] for name in found.ids}
 
-    def claim(name: str, page: Sequence[int]) -> list[int]:
+    def claim(page: Page) -> list[int]:
         with session_scope(url) as session:
-            return reopen_page(session, name, page, quiet, claim=True)
+            return reopen_page(session, page, claim=True)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = pool.submit(claim, *pages[0]) if pages else None
-        for position, (name, _) in enumerate(pages):
+        ahead = pool.submit(claim, todo[0]) if todo else None
+        for position, page in enumerate(todo):
             assert ahead is not None
             claimed = ahead.result()
-            following = pages[position + 1] if position + 1 < len(pages) else None
-            ahead = pool.submit(claim, *following) if following else None
-            found.ids[name] += claimed
+            following = todo[position + 1] if position + 1 < len(todo) else None
+            ahead = pool.submit(claim, following) if following else None
+            found.ids[page.stage] += claimed
             try:
-                sent = send_claimed(url, name, claimed, send, chunk_size)
+                sent = send_claimed(url, page.stage, claimed, send, chunk_size)
             except Exception:
                 if following and ahead is not None:  # claimed meanwhile, now not to be sent
-                    _release_quietly(url, following[0], ahead)
+                    _release_quietly(url, following.stage, ahead)
                 raise
-            found.sent[name] = found.sent.get(name, 0) + sent
+            found.sent[page.stage] = found.sent.get(page.stage, 0) + sent
+    for ids in found.ids.values():
+        ids.sort()
     return found
 
 
