@@ -230,6 +230,34 @@ def test_full_text_search_ranks_marks_and_combines_with_filters(
     assert len(page) + len(rest) == len(library)
 
 
+def test_a_snippet_is_cut_around_the_match_however_far_into_a_long_body(stack: Stack) -> None:
+    """A snippet shows where the query matches, the first word that begins with one of
+    its stems (PostgreSQL cuts the stretch around it before marking), or the best place
+    in the whole body when the stretch has no match or no word begins with a stem."""
+    filler = " ".join(
+        f"Councillors in Brno met for the {n}th time this year to discuss the budget."
+        for n in range(30)
+    )
+    body = (
+        "The pavilion by the river will close for repairs, the city said on Monday. "
+        f"{filler} Work on the new tramline starts in March and ends before winter."
+    )
+    batch = stack.client.submit([{"id": "long-body", "text": body}])
+    stack.wait(batch.id)
+    for query, marked_words in (
+        ("tramline", {"tramline"}),  # past the first 2,000 characters
+        ("pavilion tramline", {"pavilion", "tramline"}),  # far apart: no stretch holds both
+        ("cities", {"city"}),  # stemmed to "citi", which begins no word
+    ):
+        [row] = stack.client.rows(Filters(query=query, batch_id=batch.id))[0]
+        assert row.snippet is not None, query
+        text, marks = row.snippet.text, row.snippet.marks
+        assert marks and {text[a:b].lower() for a, b in marks} <= marked_words, (query, text)
+        assert len(text) < 400, query  # a snippet, not the body
+        if query == "tramline":
+            assert not text.startswith("The pavilion"), query
+
+
 def test_a_narrow_query_pages_as_if_every_match_were_ranked_and_a_broad_one_the_newest(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
