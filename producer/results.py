@@ -328,11 +328,12 @@ def _reads(session: Session, how: Search, given: dict[str, Any]) -> tuple[str, i
     return (WALK if walk * WALK_US <= estimate * INDEX_US else INDEXED), walk
 
 
-# PostgreSQL cuts a snippet from the stretch of the body around the first word that
-# begins with one of the query's stems, SNIPPET_REACH characters each side, and from the
-# whole body when no word does or the stretch holds no match (a query of two words whose
-# first is further on): ts_headline parses all the text it is given, and a page of 50
-# whole bodies took it 14 ms.
+# PostgreSQL marks a snippet in the stretch of the body around the first word that begins
+# with one of the query's stems (less a final "i": English stems "economy" as "economi"),
+# SNIPPET_REACH characters each side: ts_headline parses all the text it is given, and a
+# page of 50 whole bodies took it 14 ms. When the stretch holds no match (two words far
+# apart), the whole body; when no word begins with a stem (a match in the title alone),
+# the body's first stretch.
 SNIPPET_REACH = 300
 
 
@@ -351,13 +352,15 @@ def _snippets(how: Search) -> Any:
             )
 
         stems = f"unnest(tsvector_to_array(to_tsvector({config}, :query)))"
-        first = f"(SELECT min(nullif(strpos(' ' || lower(text), ' ' || w), 0)) FROM {stems} w)"
-        stretch = f"substr(text, greatest(1, at - {SNIPPET_REACH}), {2 * SNIPPET_REACH})"
-        whole = headline("coalesce(text, '')")
+        starts = "strpos(' ' || lower(text), ' ' || nullif(rtrim(w, 'i'), ''))"
+        first = f"(SELECT min(nullif({starts}, 0)) FROM {stems} w)"
+        reach = SNIPPET_REACH
+        stretch = headline(f"substr(text, greatest(1, at - {reach}), {2 * reach})")
         sql = (
-            f"SELECT id, CASE WHEN strpos(near, '{search.MARK_START}') > 0 THEN near "
-            f"ELSE {whole} END FROM articles, LATERAL {first} s(at), "
-            f"LATERAL (SELECT CASE WHEN at IS NOT NULL THEN {headline(stretch)} END) h(near) "
+            f"SELECT id, CASE WHEN at IS NULL THEN {headline(f'substr(text, 1, {2 * reach})')} "
+            f"WHEN strpos(near, '{search.MARK_START}') > 0 THEN near "
+            f"ELSE {headline('text')} END FROM articles, LATERAL {first} s(at), "
+            f"LATERAL (SELECT CASE WHEN at IS NOT NULL THEN {stretch} END) h(near) "
             "WHERE id IN :ids"
         )
     else:
