@@ -261,7 +261,7 @@ def reopen_page(session: Session, page: Page, *, claim: bool = False) -> list[in
 
     One UPDATE finds the rows by primary key and locks each; PostgreSQL checks a row's
     quietness again on its newest version, if a worker changed it meanwhile. (A SELECT ...
-    FOR UPDATE before it, to read their statuses, cost two fifths of the statement.)"""
+    FOR UPDATE before it, to read their statuses, took two fifths of a page's time.)"""
     now = utcnow()
     reopened = session.execute(
         update(StageRow)
