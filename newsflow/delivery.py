@@ -182,7 +182,7 @@ def _quiet_in(quiet: Mapping[str, ColumnElement[bool]], statuses: Sequence[str])
     much was lost, PostgreSQL read every queued row of the status index for each page (a
     pass over a lot lost grew with its square)."""
     arms = [(col(StageRow.status) == s, quiet[s]) for s in statuses if s in quiet]
-    return case(*arms, else_=false()) if arms else false()
+    return case(*arms, else_=false())  # queued and processing rows always have an arm
 
 
 def find_lost(

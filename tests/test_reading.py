@@ -231,9 +231,9 @@ def test_full_text_search_ranks_marks_and_combines_with_filters(
 
 
 def test_a_snippet_is_cut_around_the_match_however_far_into_a_long_body(stack: Stack) -> None:
-    """A snippet shows where the query matches, the first word that begins with one of
-    its stems (PostgreSQL cuts the stretch around it before marking), or the best place
-    in the whole body when the stretch has no match or no word begins with a stem."""
+    """A snippet shows where the query matches: PostgreSQL marks the stretch around the
+    first word that begins with one of its stems, or the whole body when that stretch
+    holds no match."""
     filler = " ".join(
         f"Councillors in Brno met for the {n}th time this year to discuss the budget."
         for n in range(30)
@@ -247,7 +247,7 @@ def test_a_snippet_is_cut_around_the_match_however_far_into_a_long_body(stack: S
     for query, marked_words in (
         ("tramline", {"tramline"}),  # past the first 2,000 characters
         ("pavilion tramline", {"pavilion", "tramline"}),  # far apart: no stretch holds both
-        ("cities", {"city"}),  # stemmed to "citi", which begins no word
+        ("cities", {"city"}),  # stemmed to "citi": "city" is found less the final i
     ):
         [row] = stack.client.rows(Filters(query=query, batch_id=batch.id))[0]
         assert row.snippet is not None, query
